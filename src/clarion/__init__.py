@@ -1,0 +1,1 @@
+"""Clarion: a self-hosted push notification service that respects the recipient."""
