@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,6 +25,8 @@ class EmulatorServer:
     With `tls=True` the server offers HTTP/2 and HTTP/1.1 over TLS (ALPN) using
     a certificate from `tls_files` (generated when not given); clients trust
     `ca_file`. Without TLS it speaks HTTP/1.1 and cleartext HTTP/2 (h2c).
+    With `client_ca_file` (TLS only) every client must present a certificate
+    issued by that CA (mutual TLS, as APNs certificate auth does).
     """
 
     def __init__(
@@ -34,8 +37,10 @@ class EmulatorServer:
         tls_files: TlsFiles | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        client_ca_file: Path | None = None,
     ) -> None:
         self.app = app
+        self.client_ca_file = client_ca_file
         self.tls_files = (tls_files or make_tls_files()) if tls else None
         self.host = host
         self._requested_port = port
@@ -76,6 +81,9 @@ class EmulatorServer:
         if self.tls_files:
             config.certfile = str(self.tls_files.cert_file)
             config.keyfile = str(self.tls_files.key_file)
+            if self.client_ca_file is not None:
+                config.ca_certs = str(self.client_ca_file)
+                config.verify_mode = ssl.CERT_REQUIRED
         self._shutdown.clear()
         started = asyncio.Event()
 
