@@ -1,0 +1,81 @@
+"""Users' preferences, and erasure of a user's personal data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.model.preferences import UserPreferences, parse_caps, parse_quiet_hours
+from clarion.store.schema import devices, users
+
+
+async def get_preferences(
+    conn: AsyncConnection, app_id: str, user_id: str
+) -> UserPreferences | None:
+    row = (
+        await conn.execute(
+            users.select().where(users.c.app_id == app_id, users.c.user_id == user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    quiet = row.quiet_hours
+    return UserPreferences(
+        categories=row.categories or {},
+        quiet_hours=parse_quiet_hours(quiet.get("window")) if quiet else None,
+        quiet_hours_set=quiet is not None,
+        timezone=row.timezone,
+        caps=parse_caps(row.caps) if row.caps is not None else None,
+    )
+
+
+async def put_preferences(
+    conn: AsyncConnection, app_id: str, user_id: str, prefs: UserPreferences, now: datetime
+) -> None:
+    """Store the user's whole preference set (a PUT replaces it)."""
+    values: dict[str, Any] = {
+        "categories": dict(prefs.categories),
+        "quiet_hours": (
+            {"window": prefs.quiet_hours.as_json() if prefs.quiet_hours else None}
+            if prefs.quiet_hours_set
+            else None
+        ),
+        "timezone": prefs.timezone,
+        "caps": [cap.as_json() for cap in prefs.caps] if prefs.caps is not None else None,
+        "updated_at": now,
+    }
+    result = await conn.execute(
+        users.update().where(users.c.app_id == app_id, users.c.user_id == user_id).values(**values)
+    )
+    if result.rowcount == 0:
+        await conn.execute(
+            users.insert().values(app_id=app_id, user_id=user_id, created_at=now, **values)
+        )
+
+
+async def erase_user(conn: AsyncConnection, app_id: str, user_id: str) -> int:
+    """Delete the user's devices (tokens, tags, topics) and preferences.
+
+    Consent events stay: they never held the user id, only a keyed hash of it,
+    so the proof of opt-in survives the erasure. Returns the devices removed.
+    """
+    result = await conn.execute(
+        devices.delete().where(devices.c.app_id == app_id, devices.c.user_id == user_id)
+    )
+    await conn.execute(users.delete().where(users.c.app_id == app_id, users.c.user_id == user_id))
+    return int(result.rowcount)
+
+
+async def user_exists(conn: AsyncConnection, app_id: str, user_id: str) -> bool:
+    found = await conn.execute(
+        sa.select(sa.literal(1)).where(
+            sa.or_(
+                sa.exists().where(devices.c.app_id == app_id, devices.c.user_id == user_id),
+                sa.exists().where(users.c.app_id == app_id, users.c.user_id == user_id),
+            )
+        )
+    )
+    return found.first() is not None
