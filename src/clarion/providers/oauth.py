@@ -24,6 +24,8 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -32,10 +34,14 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from clarion.clock import Clock
+from clarion.model.message import Message, Recipient
+from clarion.model.outcome import AuthFailed, Outcome, Rejected, Retry
 from clarion.providers.base import (
     HttpRequest,
     HttpResponse,
     InvalidCredentials,
+    PayloadTooLarge,
+    Provider,
     Transport,
     TransportError,
 )
@@ -294,3 +300,66 @@ def _form_post(url: str, form: Mapping[str, str], timeout: float) -> HttpRequest
         body=urlencode(form).encode(),
         timeout=timeout,
     )
+
+
+class BearerTokenProvider(Provider):
+    """A provider whose service takes an OAuth bearer token (FCM, HMS; WNS/ADM may reuse it).
+
+    `authorize` adds `Authorization: Bearer <token>` from `tokens`. `send`
+    follows the services' advice for a refused access token ("refresh and
+    retry once"): when `token_refused(response)` is true it drops that token,
+    fetches a fresh one and sends again; a second refusal means the credential
+    itself is not accepted, which is `AuthFailed`.
+    """
+
+    def __init__(self, transport: Transport, tokens: TokenSource) -> None:
+        super().__init__(transport)
+        self.tokens = tokens
+
+    def token_refused(self, response: HttpResponse) -> bool:
+        """Whether the service refused the access token itself (default: HTTP 401)."""
+        return response.status == 401
+
+    async def authorize(self, request: HttpRequest) -> HttpRequest:
+        return request.with_header("authorization", f"Bearer {await self.tokens.token()}")
+
+    async def send(self, message: Message, recipient: Recipient) -> Outcome:
+        try:
+            request = self.render(message, recipient)
+        except PayloadTooLarge as exc:
+            return Rejected(f"payload_too_large: {exc}")
+        for _attempt in range(2):
+            try:
+                authorized = await self.authorize(request)
+                response = await self.transport.request(authorized)
+            except InvalidCredentials as exc:
+                return AuthFailed(str(exc))
+            except TransportError as exc:
+                return Retry(f"transport: {exc}")
+            if not self.token_refused(response):
+                return self.classify(response)
+            self.tokens.invalidate(_bearer(authorized))
+        return AuthFailed(f"a freshly issued access token was refused: {self.classify(response)}")
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    for name, value in request.headers:
+        if name.lower() == "authorization" and value.startswith("Bearer "):
+            return value[len("Bearer ") :]
+    return None
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
