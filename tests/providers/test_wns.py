@@ -407,3 +407,26 @@ async def test_wrong_client_secret_is_an_auth_failure(
 
     assert isinstance(outcome, AuthFailed) and "invalid_client" in outcome.reason
     assert emu.state.requests == []
+
+
+async def test_raw_override_is_sent_as_given_or_as_json(wns: WnsProvider, emu: WnsEmulator) -> None:
+    uri = emu.channel("pc")
+    await wns.send(message(Content(title="t"), overrides={"type": "raw", "raw": "ping"}), to(uri))
+    await wns.send(message(Content(), overrides={"raw": {"sync": True}}), to(uri))
+
+    assert [r.body for r in emu.state.requests] == [b"ping", b'{"sync":true}']
+    assert all(r.headers["x-wns-type"] == "wns/raw" for r in emu.state.requests)
+
+
+@pytest.mark.parametrize(
+    "xml",
+    ["<toast><visual>", '<!DOCTYPE toast [<!ENTITY a "b">]><toast>&a;</toast>'],
+)
+async def test_malformed_or_dtd_override_xml_is_rejected_by_wns(
+    wns: WnsProvider, emu: WnsEmulator, xml: str
+) -> None:
+    outcome = await wns.send(
+        message(Content(title="t"), overrides={"xml": xml}), to(emu.channel("pc"))
+    )
+
+    assert isinstance(outcome, Rejected) and outcome.reason.startswith("bad_request (400")

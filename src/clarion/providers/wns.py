@@ -14,7 +14,8 @@ The notification's `wns` object (`Message.overrides`) may hold:
     type             "toast" | "tile" | "badge" | "raw"; default: toast, or raw
                      when the content is silent
     xml              a complete XML document sent as is for toast/tile/badge
-    raw              the raw payload (a string); default: JSON of the content
+    raw              the raw payload (a string, else sent as JSON); default: the
+                     JSON of the content's fields and data
     launch           the toast's launch argument; default: the content's url,
                      else the JSON of its data
     toast            extra attributes of <toast> ({"scenario": "reminder"})
@@ -231,7 +232,9 @@ def render_body(kind: str, content: Content, wns: Mapping[str, Any]) -> bytes:
     """The payload bytes for one WNS type."""
     if kind == "raw":
         raw = wns.get("raw")
-        return str(raw).encode() if raw is not None else raw_json(content)
+        if raw is None:
+            return raw_json(content)
+        return (raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))).encode()
     if wns.get("xml"):
         return str(wns["xml"]).encode()
     builders = {"toast": toast_xml, "tile": tile_xml, "badge": badge_xml}
