@@ -1,0 +1,126 @@
+"""The `clarion` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from clarion.clock import SystemClock
+from clarion.config import Settings, SettingsError
+from clarion.store.db import Database
+from clarion.store.migrate import migrate
+
+DESCRIPTION = """Clarion: self-hosted push notifications that respect the recipient.
+
+Settings come from CLARION_* environment variables (or ./clarion.toml);
+with no CLARION_DATABASE_URL Clarion runs embedded on SQLite under ./var/."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clarion", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP API (embedded mode migrates the database first)",
+        description="Run the HTTP API on CLARION_HOST:CLARION_PORT.",
+    )
+    serve.add_argument("--no-workers", action="store_true", help="serve the API only")
+    commands.add_parser(
+        "demo",
+        help="run Clarion embedded, ready to try (what `make run` starts)",
+        description="Run the API on the embedded default, migrating first.",
+    )
+    commands.add_parser(
+        "migrate",
+        help="apply database migrations (PostgreSQL deployments run this on upgrade)",
+        description="Bring the database schema to the latest version.",
+    )
+    apps = commands.add_parser("apps", help="manage apps", description="Manage apps.")
+    app_commands = apps.add_subparsers(dest="apps_command", metavar="ACTION", required=True)
+    create = app_commands.add_parser(
+        "create", help="create an app and print its server and client keys"
+    )
+    create.add_argument("name", help="the app's display name")
+    create.add_argument("--timezone", default="UTC", help="the app's default time zone")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"clarion: {exc}", file=sys.stderr)
+        return 2
+    if args.command in ("serve", "demo"):
+        return asyncio.run(_serve(settings, announce=args.command == "demo"))
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("database is up to date")
+        return 0
+    if args.command == "apps":
+        return asyncio.run(_create_app(settings, args.name, args.timezone))
+    return 2
+
+
+async def _migrate(settings: Settings) -> None:
+    database = Database(settings.database_url)
+    try:
+        await migrate(database)
+    finally:
+        await database.dispose()
+
+
+async def _create_app(settings: Settings, name: str, timezone: str) -> int:
+    from clarion.model.locale import check_timezone
+    from clarion.store import apps as app_store
+
+    check_timezone(timezone, "--timezone")
+    database = Database(settings.database_url)
+    try:
+        if settings.is_sqlite:
+            await migrate(database)
+        async with database.write() as conn:
+            app, server, client = await app_store.create_app(
+                conn, name=name, now=SystemClock().now(), default_timezone=timezone
+            )
+    finally:
+        await database.dispose()
+    print(f"app        {app.id}  ({app.name})")
+    print(f"server key {server.key}")
+    print(f"client key {client.key}")
+    print("Keys are shown only now; Clarion keeps their SHA-256 only.")
+    return 0
+
+
+async def _serve(settings: Settings, *, announce: bool) -> int:
+    import uvicorn
+
+    from clarion.api.app import create_app
+    from clarion.api.services import Services
+
+    database = Database(settings.database_url)
+    if settings.is_sqlite:
+        await migrate(database)
+    api = create_app(Services(settings=settings, database=database, clock=SystemClock()))
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"Clarion API on {base}  (OpenAPI: {base}/openapi.json)")
+    if "admin_key" in settings.generated or announce:
+        where = settings.data_dir / "admin.key"
+        print(f"admin key  {settings.admin_key}  (kept in {where})")
+    config = uvicorn.Config(
+        api, host=settings.host, port=settings.port, log_level="info", access_log=False
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await database.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
