@@ -341,3 +341,16 @@ async def test_missing_amazon_headers_are_refused_by_the_emulator(
     response = await transport.request(stripped)
 
     assert (response.status, json.loads(response.body)) == (400, {"reason": "InvalidType"})
+
+
+async def test_token_refused_even_when_fresh_is_an_auth_failure(
+    adm: AdmProvider, emu: AdmEmulator
+) -> None:
+    reg = emu.register()
+    emu.state.faults.set(reg, Fault(401, {"reason": "AccessTokenExpired"}))
+
+    outcome = await adm.send(message(Content(title="t")), to(reg))
+
+    assert isinstance(outcome, AuthFailed) and "AccessTokenExpired" in outcome.reason
+    assert [r.status for r in emu.state.requests] == [401, 401]
+    assert emu.issuer.token_requests == 2

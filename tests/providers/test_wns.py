@@ -430,3 +430,15 @@ async def test_malformed_or_dtd_override_xml_is_rejected_by_wns(
     )
 
     assert isinstance(outcome, Rejected) and outcome.reason.startswith("bad_request (400")
+
+
+async def test_token_refused_even_when_fresh_is_an_auth_failure(
+    wns: WnsProvider, emu: WnsEmulator
+) -> None:
+    emu.state.faults.set("pc", Fault(status=401))
+
+    outcome = await wns.send(message(Content(title="t")), to(emu.channel("pc")))
+
+    assert isinstance(outcome, AuthFailed) and "token_rejected" in outcome.reason
+    assert [r.status for r in emu.state.requests] == [401, 401]
+    assert emu.issuer.token_requests == 2

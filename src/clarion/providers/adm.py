@@ -25,7 +25,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -42,16 +41,12 @@ from clarion.model.outcome import (
     TokenReplaced,
 )
 from clarion.model.platform import Platform
-from clarion.providers.base import (
-    HttpRequest,
-    HttpResponse,
-    InvalidCredentials,
-    PayloadTooLarge,
-    Provider,
-    Transport,
-    TransportError,
+from clarion.providers.base import HttpRequest, HttpResponse, PayloadTooLarge, Transport
+from clarion.providers.oauth import (
+    BearerTokenProvider,
+    ClientCredentialsTokenSource,
+    parse_retry_after,
 )
-from clarion.providers.oauth import ClientCredentialsTokenSource
 
 ADM_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL
 ADM_ENDPOINT = "https://api.amazon.com"
@@ -109,8 +104,13 @@ class AdmCredentials:
     endpoint: str = ADM_ENDPOINT
 
 
-class AdmProvider(Provider):
-    """Sends to ADM registration IDs with a cached OAuth token."""
+class AdmProvider(BearerTokenProvider):
+    """Sends to ADM registration IDs with a cached OAuth token.
+
+    A refused token (401 `AccessTokenExpired`) is dropped and the push sent
+    once more with a fresh one (`BearerTokenProvider.send`); a second refusal
+    is `AuthFailed`.
+    """
 
     platform: ClassVar[Platform] = Platform.ADM
 
@@ -122,11 +122,7 @@ class AdmProvider(Provider):
         clock: Clock,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(transport)
-        self.credentials = credentials
-        self.clock = clock
-        self.timeout = timeout
-        self.tokens = ClientCredentialsTokenSource(
+        tokens = ClientCredentialsTokenSource(
             transport,
             token_url=credentials.token_url,
             client_id=credentials.client_id,
@@ -134,6 +130,10 @@ class AdmProvider(Provider):
             scope=ADM_SCOPE,
             clock=clock,
         )
+        super().__init__(transport, tokens)
+        self.credentials = credentials
+        self.clock = clock
+        self.timeout = timeout
 
     def url(self, registration_id: str) -> str:
         base = self.credentials.endpoint.rstrip("/")
@@ -181,14 +181,9 @@ class AdmProvider(Provider):
             return None
         return min(MAX_EXPIRES_AFTER, max(MIN_EXPIRES_AFTER, seconds))
 
-    async def authorize(self, request: HttpRequest) -> HttpRequest:
-        return request.with_header("authorization", f"Bearer {await self.tokens.token()}")
-
     def classify(self, response: HttpResponse) -> Outcome:
-        """The outcome; a 200 is `Sent` with the `registrationID` ADM answered."""
-        return self._classify(response, token=None)
-
-    def _classify(self, response: HttpResponse, token: str | None) -> Outcome:
+        """The outcome by ADM's `reason`, else by status; a 200 is `Sent` with the
+        `registrationID` ADM answered, and a refused token is dropped."""
         answer = _json_object(response.body)
         reason = str(answer.get("reason") or "")
         kind, fallback = ADM_STATUSES.get(response.status) or ADM_STATUS_CLASSES.get(
@@ -198,36 +193,19 @@ class AdmProvider(Provider):
             kind = ADM_REASONS[reason]
         reason = reason or fallback
         if reason == TOKEN_REJECTED:
-            self.tokens.invalidate(token)
+            self.tokens.invalidate()
         if kind is Sent:
             current = answer.get("registrationID")
             return Sent(current if isinstance(current, str) else None)
         full = f"{reason} ({response.status})"
         if kind is Retry:
-            return Retry(full, retry_after(response.headers, self.clock))
+            after = parse_retry_after(response.headers.get("retry-after"), self.clock.now())
+            return Retry(full, after)
         return kind(full)
 
     async def send(self, message: Message, recipient: Recipient) -> Outcome:
-        """Like `Provider.send`, plus one retry with a fresh token after a 401,
-        and `TokenReplaced` when ADM answers with a newer registration ID."""
-        try:
-            request = self.render(message, recipient)
-        except PayloadTooLarge as exc:
-            return Rejected(f"payload_too_large: {exc}")
-        outcome: Outcome = Retry(TOKEN_REJECTED)
-        for _attempt in range(2):
-            try:
-                token = await self.tokens.token()
-                response = await self.transport.request(
-                    request.with_header("authorization", f"Bearer {token}")
-                )
-            except InvalidCredentials as exc:
-                return AuthFailed(str(exc))
-            except TransportError as exc:
-                return Retry(f"transport: {exc}")
-            outcome = self._classify(response, token)
-            if response.status != 401:
-                break
+        """`TokenReplaced` when ADM answers with a newer registration ID."""
+        outcome = await super().send(message, recipient)
         if isinstance(outcome, Sent) and outcome.provider_id not in (None, recipient.token):
             return TokenReplaced(outcome.provider_id)
         return outcome
@@ -264,22 +242,6 @@ def data_md5(data: Mapping[str, str]) -> str:
     ordered = sorted(data.items(), key=lambda item: item[0].encode())
     text = ",".join(f"{k}:{v}" for k, v in ordered)
     return base64.b64encode(hashlib.md5(text.encode()).digest()).decode()  # noqa: S324
-
-
-def retry_after(headers: Mapping[str, str], clock: Clock) -> float | None:
-    """Seconds from `Retry-After` (delta-seconds or HTTP-date), if any."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return None if when.tzinfo is None else max(0.0, (when - clock.now()).total_seconds())
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

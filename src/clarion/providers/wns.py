@@ -35,31 +35,19 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 from clarion.clock import Clock
 from clarion.model.content import Content
 from clarion.model.message import Message, Priority, Recipient
-from clarion.model.outcome import (
-    AuthFailed,
-    InvalidToken,
-    Outcome,
-    Rejected,
-    Retry,
-    Sent,
-)
+from clarion.model.outcome import AuthFailed, InvalidToken, Outcome, Rejected, Retry, Sent
 from clarion.model.platform import Platform
-from clarion.providers.base import (
-    HttpRequest,
-    HttpResponse,
-    InvalidCredentials,
-    PayloadTooLarge,
-    Provider,
-    Transport,
-    TransportError,
+from clarion.providers.base import HttpRequest, HttpResponse, PayloadTooLarge, Transport
+from clarion.providers.oauth import (
+    BearerTokenProvider,
+    ClientCredentialsTokenSource,
+    parse_retry_after,
 )
-from clarion.providers.oauth import ClientCredentialsTokenSource
 
 WNS_TOKEN_URL = "https://login.live.com/accesstoken.srf"  # noqa: S105 - a URL
 WNS_SCOPE = "notify.windows.com"
@@ -119,8 +107,16 @@ class WnsCredentials:
     scope: str = WNS_SCOPE
 
 
-class WnsProvider(Provider):
-    """Sends to WNS channel URIs with a cached OAuth token."""
+class WnsOverrideError(ValueError):
+    """The notification's `wns` object cannot be used (unknown type, bad attribute name)."""
+
+
+class WnsProvider(BearerTokenProvider):
+    """Sends to WNS channel URIs with a cached OAuth token.
+
+    A refused token (401) is dropped and the push sent once more with a fresh
+    one (`BearerTokenProvider.send`); a second refusal is `AuthFailed`.
+    """
 
     platform: ClassVar[Platform] = Platform.WNS
 
@@ -132,11 +128,7 @@ class WnsProvider(Provider):
         clock: Clock,
         timeout: float = 10.0,
     ) -> None:
-        super().__init__(transport)
-        self.credentials = credentials
-        self.clock = clock
-        self.timeout = timeout
-        self.tokens = ClientCredentialsTokenSource(
+        tokens = ClientCredentialsTokenSource(
             transport,
             token_url=credentials.token_url,
             client_id=credentials.client_id,
@@ -144,13 +136,17 @@ class WnsProvider(Provider):
             scope=credentials.scope,
             clock=clock,
         )
+        super().__init__(transport, tokens)
+        self.credentials = credentials
+        self.clock = clock
+        self.timeout = timeout
 
     def render(self, message: Message, recipient: Recipient) -> HttpRequest:
-        """The POST to the channel URI; `ValueError` for an unusable `wns` object."""
+        """The POST to the channel URI; `WnsOverrideError` for an unusable `wns` object."""
         wns = message.overrides
         kind = str(wns.get("type") or ("raw" if message.content.is_silent else "toast"))
         if kind not in TYPES:
-            raise ValueError(f"wns.type must be one of {', '.join(TYPES)}, not {kind!r}")
+            raise WnsOverrideError(f"wns.type must be one of {', '.join(TYPES)}, not {kind!r}")
         body = render_body(kind, message.content, wns)
         if len(body) > MAX_PAYLOAD:
             raise PayloadTooLarge(len(body), MAX_PAYLOAD)
@@ -184,48 +180,27 @@ class WnsProvider(Provider):
             return max(1, int(remaining))
         return None if message.ttl is None else max(1, message.ttl)
 
-    async def authorize(self, request: HttpRequest) -> HttpRequest:
-        return request.with_header("authorization", f"Bearer {await self.tokens.token()}")
-
     def classify(self, response: HttpResponse) -> Outcome:
-        return self._classify(response, token=None)
-
-    def _classify(self, response: HttpResponse, token: str | None) -> Outcome:
+        """The outcome from `WNS_STATUSES`; a 401 also drops the cached token."""
         kind, reason = WNS_STATUSES.get(response.status) or WNS_STATUS_CLASSES.get(
             response.status // 100, (Rejected, "unexpected_status")
         )
         if reason == TOKEN_REJECTED:
-            self.tokens.invalidate(token)
+            self.tokens.invalidate()
         if kind is Sent:
             return Sent(response.headers.get("x-wns-msg-id"))
         full = explain(reason, response)
         if kind is Retry:
-            return Retry(full, retry_after(response.headers, self.clock))
+            headers = response.headers
+            after = headers.get("retry-after") or headers.get("x-wns-continue-after")
+            return Retry(full, parse_retry_after(after, self.clock.now()))
         return kind(full)
 
     async def send(self, message: Message, recipient: Recipient) -> Outcome:
-        """Like `Provider.send`, and a 401 gets one retry with a fresh token."""
         try:
-            request = self.render(message, recipient)
-        except PayloadTooLarge as exc:
-            return Rejected(f"payload_too_large: {exc}")
-        except ValueError as exc:
+            return await super().send(message, recipient)
+        except WnsOverrideError as exc:
             return Rejected(f"invalid_wns_override: {exc}")
-        outcome: Outcome = Retry(TOKEN_REJECTED)
-        for _attempt in range(2):
-            try:
-                token = await self.tokens.token()
-                response = await self.transport.request(
-                    request.with_header("authorization", f"Bearer {token}")
-                )
-            except InvalidCredentials as exc:
-                return AuthFailed(str(exc))
-            except TransportError as exc:
-                return Retry(f"transport: {exc}")
-            outcome = self._classify(response, token)
-            if response.status != 401:
-                break
-        return outcome
 
 
 def render_body(kind: str, content: Content, wns: Mapping[str, Any]) -> bytes:
@@ -343,31 +318,12 @@ def short_id(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:MAX_TAG]
 
 
-def retry_after(headers: Mapping[str, str], clock: Clock) -> float | None:
-    """Seconds to wait from `Retry-After` or `X-WNS-CONTINUE-AFTER` (seconds or a date)."""
-    for name in ("retry-after", "x-wns-continue-after"):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            continue
-        if when.tzinfo is not None:
-            return max(0.0, (when - clock.now()).total_seconds())
-    return None
-
-
 def _set_attributes(element: ET.Element, attributes: Any) -> None:
     if not isinstance(attributes, Mapping):
         return
     for name, value in attributes.items():
         if not _XML_NAME.fullmatch(str(name)):
-            raise ValueError(f"{name!r} is not an XML attribute name")
+            raise WnsOverrideError(f"{name!r} is not an XML attribute name")
         if isinstance(value, bool):
             value = "true" if value else "false"
         element.set(str(name), clean(str(value)))
