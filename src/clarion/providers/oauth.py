@@ -13,6 +13,11 @@ share the same behaviour, which is why they live together:
   401, so the next call fetches a fresh one;
 - time comes from the injected `Clock` (tests move a `FakeClock`).
 
+`BearerTokenProvider` is the provider base for such services: it adds the
+bearer header and, when the service refuses the token (401 by default),
+drops it and sends once more with a fresh one. `parse_retry_after` reads the
+`Retry-After` header these services send with 429/503.
+
 Errors: the token endpoint's 400/401 (`invalid_client`, `unauthorized_client`,
 `invalid_grant`, ...) raise `InvalidCredentials`; a connection failure, a
 timeout, a 5xx or any other unusable answer raises `TransportError`.
