@@ -27,7 +27,12 @@ from clarion.providers.base import (
     Transport,
 )
 from clarion.providers.httpx_transport import HttpxTransport
-from clarion.providers.vapid import VapidSigner, generate_vapid_keys, load_private_key
+from clarion.providers.vapid import (
+    VapidSigner,
+    generate_vapid_keys,
+    load_private_key,
+    vapid_public_key,
+)
 from clarion.providers.webpush import (
     DEFAULT_TTL,
     WebPushCredentials,
@@ -331,7 +336,7 @@ def test_vapid_jwt_is_refreshed_only_within_the_margin_before_expiry() -> None:
 def test_generated_public_key_belongs_to_the_generated_private_key() -> None:
     keys = generate_vapid_keys()
     provider = WebPushProvider(WebPushCredentials(keys.private_pem, "mailto:a@b.c"), _NoWire())
-    assert provider.public_key == keys.public_key
+    assert provider.public_key == keys.public_key == vapid_public_key(keys.private_pem)
     assert len(b64url_decode(keys.public_key)) == 65
 
 
@@ -380,13 +385,32 @@ def test_ttl_shrinks_to_the_time_left_before_the_push_expires() -> None:
 
 def test_webpush_object_sets_urgency_and_merges_into_the_payload() -> None:
     message = _message(
-        content=Content(title="T", data={"a": 1}),
+        content=Content(title="T", body="B", data={"a": 1}),
         overrides={"urgency": "very-low", "icon": "/i.png", "data": {"b": 2}, "title": None},
     )
     request = _offline_provider().render(message, _recipient(FAKE_SUBSCRIPTION))
     assert dict(request.headers)["Urgency"] == "very-low"
     payload = render_payload(message)
-    assert payload == {"push_id": str(message.push_id), "icon": "/i.png", "data": {"a": 1, "b": 2}}
+    assert payload == {
+        "push_id": str(message.push_id),
+        "body": "B",
+        "icon": "/i.png",
+        "data": {"a": 1, "b": 2},
+    }
+
+
+async def test_push_with_nothing_to_show_is_refused_because_browsers_demand_a_notification() -> (
+    None
+):
+    silent = _message(content=Content(data={"sync": True}))
+    outcome = await _offline_provider().send(silent, _recipient(FAKE_SUBSCRIPTION))
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason.startswith("not_user_visible")
+    titled_by_override = _message(
+        content=Content(data={"sync": True}), overrides={"title": "Synced"}
+    )
+    request = _offline_provider().render(titled_by_override, _recipient(FAKE_SUBSCRIPTION))
+    assert len(request.body) > 86
 
 
 async def test_invalid_urgency_override_rejects_the_push() -> None:

@@ -73,6 +73,11 @@ def generate_vapid_keys() -> VapidKeyPair:
     return VapidKeyPair(private_pem=pem, public_key=b64url_encode(public_point(key.public_key())))
 
 
+def vapid_public_key(private_pem: str) -> str:
+    """The base64url public key browsers subscribe with, for a stored private key."""
+    return b64url_encode(public_point(load_private_key(private_pem).public_key()))
+
+
 def load_private_key(pem: str) -> ec.EllipticCurvePrivateKey:
     """The P-256 private key in `pem` (PKCS#8 or SEC1); `InvalidCredentials` otherwise."""
     try:

@@ -13,7 +13,9 @@ The payload a service worker receives (the Clarion SDK's worker reads it):
      "tag": collapse key, "data": {...},
      "actions": [{"action": id, "title": str, "url": url?}]}
 
-Absent values are left out. The notification's `webpush` object is merged in
+Absent values are left out; a push without a title or a body is refused
+(`NotUserVisible`), because browsers require every push to show a
+notification. The notification's `webpush` object is merged in
 on top: its keys `ttl`, `urgency` (`very-low|low|normal|high`) and `topic` set
 the RFC 8030 headers; every other key is copied into the payload (so `icon`,
 `badge` (an image URL on the web), `requireInteraction`, `renotify`, `silent`,
@@ -30,8 +32,6 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -47,6 +47,7 @@ from clarion.providers.base import (
     ProviderError,
     Transport,
 )
+from clarion.providers.oauth import parse_retry_after
 from clarion.providers.vapid import (
     VapidKeyPair,
     VapidSigner,
@@ -61,6 +62,7 @@ __all__ = [
     "MAX_TTL",
     "InvalidOverride",
     "InvalidSubscription",
+    "NotUserVisible",
     "VapidKeyPair",
     "WebPushCredentials",
     "WebPushProvider",
@@ -86,6 +88,14 @@ class InvalidSubscription(ProviderError):
 
 class InvalidOverride(ProviderError):
     """The notification's `webpush` object holds a value no push service accepts."""
+
+
+class NotUserVisible(ProviderError):
+    """The push has nothing to show, and browsers only allow pushes that show a notification.
+
+    Subscriptions are made with `userVisibleOnly: true`; a worker that shows
+    nothing gets a generic notification, throttling, or its subscription revoked.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,19 +168,6 @@ def _subscription(recipient: Recipient) -> tuple[WebPushSubscription, bytes, byt
     return subscription, ua_public, auth
 
 
-def _retry_after(response: HttpResponse, now: datetime) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - now).total_seconds()) if when.tzinfo else None
-
-
 def _detail(response: HttpResponse) -> str:
     """The reason a push service gave: Apple's `reason`, Mozilla's `message`, or the text."""
     try:
@@ -236,9 +233,10 @@ class WebPushProvider(Provider):
 
     def render(self, message: Message, recipient: Recipient) -> HttpRequest:
         subscription, ua_public, auth = _subscription(recipient)
-        plaintext = json.dumps(
-            render_payload(message), ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
+        payload = render_payload(message)
+        if not (payload.get("title") or payload.get("body")):
+            raise NotUserVisible("a Web Push needs a title or a body to show")
+        plaintext = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(plaintext) > MAX_PLAINTEXT:
             raise PayloadTooLarge(len(plaintext), MAX_PLAINTEXT)
         headers = [
@@ -265,16 +263,24 @@ class WebPushProvider(Provider):
         entry = STATUS_OUTCOMES.get(key)
         if entry is None:
             return Rejected(_with(f"unexpected_status {status}", response))
-        return entry(response, _retry_after(response, self._clock.now()))
+        return entry(
+            response, parse_retry_after(response.headers.get("retry-after"), self._clock.now())
+        )
 
     async def send(self, message: Message, recipient: Recipient) -> Outcome:
-        """As `Provider.send`; a broken subscription is a dead token, a bad override a rejection."""
+        """As `Provider.send`, and more outcomes decided before any request.
+
+        A broken subscription is an `InvalidToken`; a bad override or a push
+        with nothing to show is `Rejected`.
+        """
         try:
             return await super().send(message, recipient)
         except InvalidSubscription as exc:
             return InvalidToken(f"invalid_subscription: {exc}")
         except InvalidOverride as exc:
             return Rejected(f"invalid_override: {exc}")
+        except NotUserVisible as exc:
+            return Rejected(f"not_user_visible: {exc}")
 
     def _ttl(self, message: Message) -> int:
         override = message.overrides.get("ttl")
