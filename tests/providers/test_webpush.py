@@ -31,6 +31,7 @@ from clarion.providers.vapid import (
     VapidSigner,
     generate_vapid_keys,
     load_private_key,
+    origin_of,
     vapid_public_key,
 )
 from clarion.providers.webpush import (
@@ -496,3 +497,19 @@ async def test_authorize_adds_the_vapid_header_for_the_request_origin() -> None:
     assert name == "Authorization"
     assert value.startswith("vapid t=")
     assert value.endswith(f", k={KEYS.public_key}")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "origin"),
+    [
+        ("https://fcm.googleapis.com/fcm/send/x", "https://fcm.googleapis.com"),
+        ("https://Push.Example.NET:443/a", "https://push.example.net"),
+        ("https://127.0.0.1:8443/UP?token=abc", "https://127.0.0.1:8443"),
+        ("https://[::1]:8443/UP?token=abc", "https://[::1]:8443"),
+        ("http://ntfy.lan/upAbc?up=1", "http://ntfy.lan"),
+    ],
+)
+def test_vapid_audience_is_the_endpoints_origin_whatever_the_host(
+    endpoint: str, origin: str
+) -> None:
+    assert origin_of(endpoint) == origin
