@@ -21,10 +21,15 @@ Success is 200 with `apns-id` (echoed or generated) and, in the sandbox,
 
 Faults from `state.faults`, keyed by device token, come before any check; a
 fault without a body answers `{"reason": <the usual reason for its status>}`.
-`drop` is not supported (an ASGI app cannot reset an HTTP/2 stream).
-Limits: being an ASGI app on Hypercorn, it cannot start with
-`MAX_CONCURRENT_STREAMS=1`, send GOAWAY with a JSON reason, or read the client
-certificate's UID (every known bundle id is allowed to a certificate).
+`drop` is not supported.
+
+Two servers carry it. By default Hypercorn (`EmulatorServer`), which also
+serves the `/_emulator/...` inspection routes and the token-state route for
+clients outside the test process. With `raw_h2=True`, `apns_h2.RawApnsServer`
+adds what APNs does at the connection level: one stream until the first valid
+JWT, headers-only success answers (no DATA frame), GOAWAY with a JSON reason
+(`goaway`); it serves APNs paths only. Neither reads the client certificate's
+UID: in certificate mode every known bundle id is allowed.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from starlette.routing import Route
 from clarion.clock import Clock, SystemClock
 from clarion.emulators.apns_certs import ClientCertificateAuthority
 from clarion.emulators.apns_checks import (
+    Answer,
     JwtJudge,
     Refusal,
     SigningKey,
@@ -57,6 +63,7 @@ from clarion.emulators.apns_checks import (
     check_payload,
     check_topic,
 )
+from clarion.emulators.apns_h2 import RawApnsServer
 from clarion.emulators.recording import EmulatorState, Fault, RecordedRequest, inspection_routes
 from clarion.emulators.server import EmulatorServer
 
@@ -93,6 +100,7 @@ class ApnsEmulator:
         certificate_auth: bool = False,
         environment: str = "production",
         clock: Clock | None = None,
+        raw_h2: bool = False,
     ) -> None:
         self.topics = set(topics)
         self.environment = environment
@@ -102,11 +110,16 @@ class ApnsEmulator:
         self.client_ca = ClientCertificateAuthority() if certificate_auth else None
         self._inactive: dict[str, Refusal] = {}
         self._bound: dict[str, str] = {}
-        self.server = EmulatorServer(
-            create_apns_app(self),
-            tls=True,
-            client_ca_file=self.client_ca.ca_file if self.client_ca else None,
-        )
+        client_ca_file = self.client_ca.ca_file if self.client_ca else None
+        self.server: EmulatorServer | RawApnsServer
+        if raw_h2:
+            self.server = RawApnsServer(
+                self.respond, token_auth=not certificate_auth, client_ca_file=client_ca_file
+            )
+        else:
+            self.server = EmulatorServer(
+                create_apns_app(self), tls=True, client_ca_file=client_ca_file
+            )
 
     @property
     def url(self) -> str:
@@ -115,6 +128,12 @@ class ApnsEmulator:
     @property
     def ca_file(self) -> Path | None:
         return self.server.ca_file
+
+    def goaway(self, reason: str = "Shutdown") -> None:
+        """Close every client connection with GOAWAY `{"reason": reason}` (raw_h2 only)."""
+        if not isinstance(self.server, RawApnsServer):
+            raise RuntimeError("GOAWAY needs ApnsEmulator(raw_h2=True)")
+        self.server.goaway(reason)
 
     def new_signing_key(self, team_id: str = "TEAM000001", key_id: str = "KEY0000001") -> str:
         """Create and accept a `.p8`-style key; returns its private PEM for the client."""
@@ -160,43 +179,74 @@ class ApnsEmulator:
         ]
 
     async def handle(self, request: Request) -> Response:
-        """One request: a fault if one is set, otherwise the checks of the module docstring."""
-        path = request.url.path
+        """The ASGI side of `respond`."""
+        answer = await self.respond(
+            request.method,
+            request.url.path,
+            request.headers.raw,
+            await request.body(),
+            connection=request.scope.get("client"),
+            http_version=str(request.scope.get("http_version", "1.1")),
+        )
+        return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        raw_headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        connection: Any,
+        http_version: str = "2",
+    ) -> Answer:
+        """One request, whatever server carried it: a fault if one is set, else the checks.
+
+        `connection` identifies the HTTP/2 connection (the JWT rules are per connection).
+        """
         token = path.removeprefix(DEVICE_PATH) if path.startswith(DEVICE_PATH) else None
-        body = await request.body()
-        apns_id = _response_apns_id(request.headers.get("apns-id"))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+        apns_id = _response_apns_id(headers.get("apns-id"))
         fault = self.state.faults.take(token)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            response = _fault_response(fault, apns_id)
+            answer = _fault_answer(fault, apns_id)
         else:
             try:
-                response = self._accept(request, token, body, apns_id)
+                answer = self._accept(method, token, raw_headers, body, apns_id, connection)
             except Refusal as refusal:
-                response = refusal.response(apns_id)
+                answer = refusal.answer(apns_id)
         await self.state.record(
             RecordedRequest(
-                method=request.method,
+                method=method,
                 path=path,
-                headers={k.lower(): v for k, v in request.headers.items()},
+                headers=headers,
                 body=body,
                 token=token,
-                status=response.status_code,
-                http_version=str(request.scope.get("http_version", "1.1")),
+                status=answer.status,
+                http_version=http_version,
             )
         )
-        return response
+        return answer
 
-    def _accept(self, request: Request, token: str | None, body: bytes, apns_id: str) -> Response:
-        if request.method != "POST":
+    def _accept(
+        self,
+        method: str,
+        token: str | None,
+        raw_headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        apns_id: str,
+        connection: Any,
+    ) -> Answer:
+        if method != "POST":
             raise Refusal(405, "MethodNotAllowed")
         if token is None or "/" in token:
             raise Refusal(404, "BadPath")
-        headers = check_headers(request.headers.raw)
+        headers = check_headers(raw_headers)
         if self.client_ca is None:
             now = self.clock.now().timestamp()
-            self.judge.check(headers.get("authorization"), request.scope.get("client"), now)
+            self.judge.check(headers.get("authorization"), connection, now)
         default_topic = (
             next(iter(self.topics)) if self.client_ca and len(self.topics) == 1 else None
         )
@@ -213,7 +263,7 @@ class ApnsEmulator:
         answer = {"apns-id": apns_id}
         if self.environment == "sandbox":
             answer["apns-unique-id"] = str(uuid.uuid4())
-        return Response(status_code=200, headers=answer)
+        return Answer(200, answer)
 
     async def set_token_state(self, request: Request) -> Response:
         """`PUT /_emulator/apns/tokens/{token}` `{"state": "unregistered|expired|active"}`."""
@@ -255,14 +305,16 @@ def _response_apns_id(requested: str | None) -> str:
     return str(uuid.uuid4())
 
 
-def _fault_response(fault: Fault, apns_id: str) -> Response:
+def _fault_answer(fault: Fault, apns_id: str) -> Answer:
     headers = {"apns-id": apns_id, **fault.headers}
     if fault.status == 200:
-        return Response(status_code=200, headers=headers)
+        return Answer(200, headers)
     if isinstance(fault.body, str | bytes):
-        return Response(fault.body, status_code=fault.status, headers=headers)
+        text = fault.body.encode() if isinstance(fault.body, str) else fault.body
+        return Answer(fault.status, headers, text)
     body = fault.body or {"reason": DEFAULT_REASONS.get(fault.status, "InternalServerError")}
-    return JSONResponse(body, status_code=fault.status, headers=headers)
+    headers["content-type"] = "application/json"
+    return Answer(fault.status, headers, json.dumps(body).encode())
 
 
 def create_apns_app(emulator: ApnsEmulator) -> Starlette:

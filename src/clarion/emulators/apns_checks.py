@@ -20,7 +20,6 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from starlette.responses import JSONResponse
 
 TOKEN_MAX_AGE = 3600
 TOKEN_UPDATE_INTERVAL = 20 * 60
@@ -65,11 +64,21 @@ class Refusal(Exception):
         self.reason = reason
         self.timestamp = timestamp
 
-    def response(self, apns_id: str) -> JSONResponse:
+    def answer(self, apns_id: str) -> Answer:
         body: dict[str, Any] = {"reason": self.reason}
         if self.timestamp is not None:
             body["timestamp"] = self.timestamp
-        return JSONResponse(body, status_code=self.status, headers={"apns-id": apns_id})
+        headers = {"apns-id": apns_id, "content-type": "application/json"}
+        return Answer(self.status, headers, json.dumps(body, separators=(",", ":")).encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The emulator's reply, independent of the server that carries it."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
