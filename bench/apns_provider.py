@@ -1,0 +1,40 @@
+"""An `ApnsProvider` wired to the bench nginx: token auth, a realistic alert, 10% 410s."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from clarion.model.content import Content
+from clarion.model.message import Message, Recipient
+from clarion.model.platform import Platform
+from clarion.providers.apns import ApnsProvider, ApnsTokenCredentials
+from clarion.providers.base import Transport
+
+ERROR_SHARE = 0.1
+
+
+def provider_sender(transport: Transport, url: str) -> Callable[[int], Awaitable[str]]:
+    """`send(i)` pushes to the i-th recipient and returns the outcome's class name."""
+    from bench.transport import token
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    credentials = ApnsTokenCredentials("ABC123DEFG", "TEAM123456", pem, "com.example.app")
+    provider = ApnsProvider(credentials, transport, endpoint=url)
+    content = Content(title="Your order shipped", body="Arrives Thursday", badge=1, sound="default")
+    message = Message(content=content, push_id=uuid.uuid4())
+    recipients = [Recipient(f"dev-{i}", Platform.APNS, token(i, ERROR_SHARE)) for i in range(1000)]
+
+    async def send(index: int) -> str:
+        outcome = await provider.send(message, recipients[index % len(recipients)])
+        return type(outcome).__name__
+
+    return send

@@ -1,0 +1,382 @@
+"""A `Transport` on libcurl's multi interface, driven by the asyncio event loop.
+
+Why: a push burst is thousands of small requests to one origin. libcurl does
+TLS, HTTP/2 framing and connection management in C, multiplexing every
+request onto a few long-lived connections; what is left for Python is one easy
+handle per request and one future per answer. httpx stays the reference
+transport; this one is for volume (APNs, FCM).
+
+How it is driven: libcurl tells us which sockets to watch (socket callback ->
+`loop.add_reader` / `add_writer`) and when to wake it (timer callback ->
+`loop.call_later`). Those callbacks only record and schedule: libcurl forbids
+re-entering `socket_action` from inside its own callbacks. Each readiness
+event or timer calls `socket_action`, then `info_read` hands back finished
+transfers, which resolve their futures. Easy handles are pooled and keep
+their fixed options between requests.
+
+Guarantees: a timeout on every request (queueing for a slot included),
+redirects returned as they are, response bodies capped (`max_response_bytes`),
+header names in lower case, one failed stream or dropped connection failing
+only its own requests, each with `TransportError`. An optional
+`address_guard` sees the IP address of every new connection before it is
+opened and can refuse it (SSRF protection at send time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import pycurl
+
+from clarion.providers.base import HttpRequest, HttpResponse, TransportError
+
+AddressGuard = Callable[[str], bool]
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
+
+
+def _system_trust() -> tuple[str | None, str | None]:
+    """The platform's CA bundle and directory.
+
+    The libcurl bundled with the pycurl wheel looks for a Red Hat path by
+    default, so the Debian/Alpine/macOS locations Python knows are passed on.
+    """
+    paths = ssl.get_default_verify_paths()
+    cafile = next(
+        (f for f in (paths.cafile, paths.openssl_cafile) if f and Path(f).is_file()), None
+    )
+    capath = next((d for d in (paths.capath, paths.openssl_capath) if d and Path(d).is_dir()), None)
+    return cafile, capath
+
+
+class _Exchange:
+    """One pooled easy handle and the request it currently carries.
+
+    libcurl appends header lines and body chunks straight onto two lists
+    (`list.append` is a C callable: no Python frame per line); they are
+    parsed once, when the transfer is done. The body cap is libcurl's
+    `MAXFILESIZE`, which also stops bodies of unannounced length.
+    """
+
+    __slots__ = ("chunks", "future", "guard", "handle", "lines", "loop", "method", "refused")
+
+    def __init__(self, handle: pycurl.Curl, loop: asyncio.AbstractEventLoop) -> None:
+        self.handle = handle
+        self.loop = loop
+        self.guard: AddressGuard | None = None
+        self.method = ""
+        self.future: asyncio.Future[HttpResponse] | None = None
+        self.chunks: list[bytes] = []
+        self.lines: list[bytes] = []
+        self.refused: str | None = None
+
+    def start(
+        self, request: HttpRequest, timeout: float, future: asyncio.Future[HttpResponse]
+    ) -> None:
+        """Point the handle at `request`; only the options that vary are set."""
+        handle = self.handle
+        self.future = future
+        method = request.method
+        if method != self.method:
+            self._set_method(method, request.body)
+        elif method != "GET" and method != "HEAD":
+            handle.setopt(pycurl.POSTFIELDS, request.body)
+        handle.setopt(pycurl.URL, request.url)
+        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
+        lines = [f"{name}: {value}" for name, value in request.headers]
+        lines.append("Expect:")
+        if method != "GET" and method != "HEAD":
+            for name, _value in request.headers:
+                if name.lower() == "content-type":
+                    break
+            else:
+                lines.append("Content-Type:")
+        handle.setopt(pycurl.HTTPHEADER, lines)
+
+    def _set_method(self, method: str, body: bytes) -> None:
+        handle = self.handle
+        handle.unsetopt(pycurl.CUSTOMREQUEST)
+        handle.setopt(pycurl.NOBODY, 0)
+        if method == "GET":
+            handle.setopt(pycurl.HTTPGET, 1)
+        elif method == "HEAD":
+            handle.setopt(pycurl.NOBODY, 1)
+        else:
+            handle.setopt(pycurl.POSTFIELDS, body)
+            if method != "POST":
+                handle.setopt(pycurl.CUSTOMREQUEST, method)
+        self.method = method
+
+    def reset(self) -> None:
+        self.future = None
+        self.chunks.clear()
+        self.lines.clear()
+        self.refused = None
+
+    def open_socket(self, purpose: int, address: pycurl.CurlSockAddr) -> socket.socket | int:
+        """libcurl's socket opener: consult the guard before any connect."""
+        host = str(address.addr[0]) if isinstance(address.addr, tuple) else ""
+        guard = self.guard
+        try:
+            allowed = guard is None or guard(host)
+        except Exception:
+            allowed = False
+        if not allowed:
+            self.refused = host
+            return pycurl.SOCKET_BAD
+        sock = socket.socket(address.family, address.socktype, address.protocol)
+        # pycurl dup()s the descriptor; our copy is closed once the callback returned.
+        self.loop.call_soon(sock.close)
+        return sock
+
+    def response(self) -> HttpResponse:
+        chunks = self.chunks
+        return HttpResponse(
+            self.handle.getinfo(pycurl.RESPONSE_CODE),
+            parse_headers(self.lines),
+            (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if chunks else b"",
+        )
+
+    def error(self, code: int, message: str, limit: int) -> TransportError:
+        if self.refused is not None:
+            return TransportError(f"connection to {self.refused} refused by the address guard")
+        if code == pycurl.E_FILESIZE_EXCEEDED:
+            return TransportError(f"response body over {limit} bytes")
+        return TransportError(f"curl error {code}: {message}")
+
+
+def parse_headers(lines: list[bytes]) -> dict[str, str]:
+    """The header lines of the final response (after any 1xx), names in lower case."""
+    headers: dict[str, str] = {}
+    for raw in lines:
+        if raw[:5] == b"HTTP/":
+            headers = {}
+            continue
+        name, sep, value = raw.partition(b":")
+        if sep:
+            key = name.decode("latin-1").lower()
+            text = value.strip().decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+class CurlTransport:
+    """A pooled, multiplexing HTTP client on pycurl; bound to one event loop.
+
+    `max_concurrency` bounds requests in flight (others wait their turn, within
+    their timeout); `max_host_connections` bounds connections per origin, and
+    `max_streams_per_connection` the HTTP/2 streams libcurl puts on each
+    before opening the next. `ca_file` is trusted in addition to the system's
+    CAs; `client_cert` is a (certificate PEM, key PEM) pair for mutual TLS.
+    """
+
+    def __init__(
+        self,
+        *,
+        ca_file: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
+        max_concurrency: int = 1000,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_host_connections: int = 8,
+        max_streams_per_connection: int = 1000,
+        address_guard: AddressGuard | None = None,
+    ) -> None:
+        if max_concurrency < 1 or max_response_bytes < 0:
+            raise ValueError("max_concurrency must be positive and max_response_bytes >= 0")
+        self._ca_file = ca_file
+        self._client_cert = client_cert
+        self._max_response_bytes = max_response_bytes
+        self._address_guard = address_guard
+        self._trust = _system_trust()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._idle: list[_Exchange] = []
+        self._active: dict[pycurl.Curl, _Exchange] = {}
+        self._watching: dict[int, int] = {}
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._timer_soon = False
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
+        self._multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, max_host_connections)
+        self._multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, max_streams_per_connection)
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        loop = self._loop or self._bind(asyncio.get_running_loop())
+        slots = self._slots
+        timeout = request.timeout
+        if slots.locked():
+            started = loop.time()
+            await slots.acquire()
+            timeout -= loop.time() - started
+        else:
+            await slots.acquire()
+        try:
+            if self._closed:
+                raise TransportError("transport is closed")
+            if timeout <= 0:
+                raise TransportError(f"timed out after {request.timeout}s waiting for a free slot")
+            exchange = self._idle.pop() if self._idle else self._new_exchange(loop)
+            future: asyncio.Future[HttpResponse] = loop.create_future()
+            exchange.start(request, timeout, future)
+            self._active[exchange.handle] = exchange
+            self._multi.add_handle(exchange.handle)
+            try:
+                return await future
+            finally:
+                if future.cancelled():
+                    self._abandon(exchange)
+        finally:
+            slots.release()
+
+    async def aclose(self) -> None:
+        """Fail what is in flight, close every connection and handle."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for handle, exchange in list(self._active.items()):
+            self._multi.remove_handle(handle)
+            if exchange.future is not None and not exchange.future.done():
+                exchange.future.set_exception(TransportError("transport closed"))
+            handle.close()
+        self._active.clear()
+        self._multi.close()
+        for fd in list(self._watching):
+            self._watch(fd, 0)
+        for exchange in self._idle:
+            exchange.handle.close()
+        self._idle.clear()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        self._loop = loop
+        return loop
+
+    def _new_exchange(self, loop: asyncio.AbstractEventLoop) -> _Exchange:
+        handle = pycurl.Curl()
+        exchange = _Exchange(handle, loop)
+        setopt = handle.setopt
+        setopt(pycurl.NOSIGNAL, 1)
+        setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
+        setopt(pycurl.PIPEWAIT, 1)
+        setopt(pycurl.FOLLOWLOCATION, 0)
+        setopt(pycurl.MAXFILESIZE_LARGE, self._max_response_bytes)
+        setopt(pycurl.WRITEFUNCTION, exchange.chunks.append)
+        setopt(pycurl.HEADERFUNCTION, exchange.lines.append)
+        cafile, capath = self._trust
+        if self._ca_file is not None:
+            cafile = str(self._ca_file)
+        if cafile is not None:
+            setopt(pycurl.CAINFO, cafile)
+        if capath is not None:
+            setopt(pycurl.CAPATH, capath)
+        if self._client_cert is not None:
+            setopt(pycurl.SSLCERT, str(self._client_cert[0]))
+            setopt(pycurl.SSLKEY, str(self._client_cert[1]))
+        if self._address_guard is not None:
+            exchange.guard = self._address_guard
+            setopt(pycurl.OPENSOCKETFUNCTION, exchange.open_socket)
+        return exchange
+
+    def _abandon(self, exchange: _Exchange) -> None:
+        """Detach a request whose caller stopped waiting (cancelled)."""
+        if self._active.pop(exchange.handle, None) is not None:
+            self._multi.remove_handle(exchange.handle)
+            self._recycle(exchange)
+
+    def _recycle(self, exchange: _Exchange) -> None:
+        exchange.reset()
+        if not self._closed:
+            self._idle.append(exchange)
+        else:
+            exchange.handle.close()
+
+    def _on_socket(self, what: int, fd: int, _multi: pycurl.CurlMulti, _data: object) -> None:
+        self._watch(fd, 0 if what == pycurl.POLL_REMOVE else what)
+
+    def _watch(self, fd: int, what: int) -> None:
+        current = self._watching.get(fd, 0)
+        if what == current or self._loop is None:
+            return
+        loop = self._loop
+        if what & pycurl.POLL_IN and not current & pycurl.POLL_IN:
+            loop.add_reader(fd, self._drive, fd, pycurl.CSELECT_IN)
+        elif current & pycurl.POLL_IN and not what & pycurl.POLL_IN:
+            loop.remove_reader(fd)
+        if what & pycurl.POLL_OUT and not current & pycurl.POLL_OUT:
+            loop.add_writer(fd, self._drive, fd, pycurl.CSELECT_OUT)
+        elif current & pycurl.POLL_OUT and not what & pycurl.POLL_OUT:
+            loop.remove_writer(fd)
+        if what:
+            self._watching[fd] = what
+        else:
+            del self._watching[fd]
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        timer = self._timer
+        if timer is not None:
+            if timeout_ms == 0 and self._timer_soon:
+                return
+            timer.cancel()
+            self._timer = None
+        if timeout_ms < 0 or self._loop is None or self._closed:
+            return
+        self._timer_soon = timeout_ms == 0
+        if timeout_ms == 0:
+            self._timer = self._loop.call_soon(self._on_timeout)
+        else:
+            self._timer = self._loop.call_later(timeout_ms / 1000, self._on_timeout)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._drive(pycurl.SOCKET_TIMEOUT, 0)
+
+    def _drive(self, fd: int, events: int) -> None:
+        if self._closed:
+            return
+        multi = self._multi
+        try:
+            multi.socket_action(fd, events)
+        except pycurl.error as exc:
+            self._fail_all(TransportError(f"curl multi failed: {exc}"))
+            return
+        while True:
+            queued, succeeded, failed = multi.info_read()
+            for handle in succeeded:
+                self._finish(handle, 0, "")
+            for handle, code, message in failed:
+                self._finish(handle, code, message)
+            if not queued:
+                return
+
+    def _finish(self, handle: pycurl.Curl, code: int, message: str) -> None:
+        exchange = self._active.pop(handle, None)
+        if exchange is None:
+            return
+        self._multi.remove_handle(handle)
+        future = exchange.future
+        if future is not None and not future.done():
+            if code:
+                future.set_exception(exchange.error(code, message, self._max_response_bytes))
+            else:
+                future.set_result(exchange.response())
+        self._recycle(exchange)
+
+    def _fail_all(self, error: TransportError) -> None:
+        for handle, exchange in list(self._active.items()):
+            del self._active[handle]
+            self._multi.remove_handle(handle)
+            if exchange.future is not None and not exchange.future.done():
+                exchange.future.set_exception(error)
+            self._recycle(exchange)
