@@ -32,6 +32,8 @@ TOKEN = "fcm-token-0123456789:APA91b"
 TRANSPORTS = ["httpx"]
 if importlib.util.find_spec("clarion.providers.curl_transport") is not None:
     TRANSPORTS.append("curl")
+ONE_TRANSPORT = pytest.mark.parametrize("transport", ["httpx"], indirect=True)
+"""For tables of error answers: the mapping, not the transport, is under test."""
 
 
 def make_transport(kind: str, ca_file: Path | None = None) -> Transport:
@@ -226,6 +228,7 @@ async def test_sender_id_mismatch_drops_the_token(
     assert outcome.reason.startswith("SENDER_ID_MISMATCH")
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
@@ -245,6 +248,7 @@ async def test_invalid_message_is_rejected_not_retried(
     assert fragment in outcome.reason
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
@@ -373,3 +377,23 @@ async def test_push_goes_over_http2_with_tls(clock: FakeClock) -> None:
         finally:
             await transport.aclose()
     assert emu.state.requests[-1].http_version == "2"
+
+
+async def test_credentials_from_the_api_body(emulator: FcmEmulator) -> None:
+    account = emulator.service_account("demo-project")
+    credentials = FcmCredentials.from_config({"service_account": account})
+    assert credentials.send_url == (
+        "https://fcm.googleapis.com/v1/projects/demo-project/messages:send"
+    )
+    with pytest.raises(InvalidCredentials, match="'service_account'"):
+        FcmCredentials.from_config({"endpoint": emulator.url})
+
+
+async def test_content_url_becomes_data_and_the_web_link(
+    provider: FcmProvider, emulator: FcmEmulator
+) -> None:
+    content = Content(title="Order", url="https://shop.test/o/1")
+    assert isinstance(await provider.send(message(content), recipient()), Sent)
+    sent = sent_message(emulator)
+    assert sent["data"] == {"url": "https://shop.test/o/1"}
+    assert sent["webpush"]["fcm_options"] == {"link": "https://shop.test/o/1"}

@@ -20,7 +20,7 @@ from clarion.model.content import Content, LocalizedText
 from clarion.model.message import Message, Priority, Recipient
 from clarion.model.outcome import AuthFailed, InvalidToken, Outcome, Rejected, Retry, Sent
 from clarion.model.platform import Platform
-from clarion.providers.base import HttpResponse, PayloadTooLarge, Transport
+from clarion.providers.base import HttpResponse, InvalidCredentials, PayloadTooLarge, Transport
 from clarion.providers.hms import HMS_TOKEN_URL, HmsCredentials, HmsProvider
 from clarion.providers.httpx_transport import HttpxTransport
 
@@ -30,6 +30,8 @@ TOKEN = "IQAAAACy0kYdAAAjP8fS5mE-huawei-token"
 TRANSPORTS = ["httpx"]
 if importlib.util.find_spec("clarion.providers.curl_transport") is not None:
     TRANSPORTS.append("curl")
+ONE_TRANSPORT = pytest.mark.parametrize("transport", ["httpx"], indirect=True)
+"""For tables of error answers: the mapping, not the transport, is under test."""
 
 
 def make_transport(kind: str, ca_file: Path | None = None) -> Transport:
@@ -169,6 +171,7 @@ async def test_invalid_token_is_dropped(provider: HmsProvider, emulator: HmsEmul
     assert outcome.reason.startswith("80300007")
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize(
     ("override", "code"),
     [
@@ -191,6 +194,7 @@ def partial(success: int, illegal: list[str]) -> dict[str, Any]:
     return hms_error_body("80100000", json.dumps(detail))
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
@@ -282,3 +286,11 @@ async def test_token_endpoint_down_is_retry(provider: HmsProvider, emulator: Hms
 def test_http_401_without_a_body_counts_as_a_refused_token(provider: HmsProvider) -> None:
     assert provider.token_refused(HttpResponse(401, {}, b""))
     assert not provider.token_refused(HttpResponse(200, {}, json.dumps(partial(1, [])).encode()))
+
+
+def test_credentials_from_the_api_body_name_a_missing_field() -> None:
+    credentials = HmsCredentials.from_config({"app_id": APP_ID, "client_secret": SECRET})
+    assert credentials.token_url == HMS_TOKEN_URL
+    assert SECRET not in repr(credentials)
+    with pytest.raises(InvalidCredentials, match="'client_secret'"):
+        HmsCredentials.from_config({"app_id": APP_ID})

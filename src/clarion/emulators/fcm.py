@@ -16,6 +16,7 @@ the `FcmError` detail, so a client's error mapping is exercised for real.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import secrets
@@ -271,6 +272,17 @@ def _check_android(android: Mapping[str, Any]) -> None:
         )
 
 
+@functools.cache
+def _account_key() -> rsa.RSAPrivateKey:
+    """One RSA key for every service account the emulators of this process hand out.
+
+    Generating a 2048-bit key costs up to a few hundred milliseconds on a busy
+    machine; accounts still differ by email and key id, and the issuer checks
+    the assertion's `iss` before its signature.
+    """
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class FcmEmulator:
     """`async with FcmEmulator() as emu:` serves the fake on a loopback port."""
 
@@ -296,7 +308,7 @@ class FcmEmulator:
 
     def service_account(self, project_id: str, client_email: str | None = None) -> dict[str, Any]:
         """A fresh service-account JSON for `project_id` whose token_uri is this emulator."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = _account_key()
         email = client_email or f"firebase-adminsdk@{project_id}.iam.gserviceaccount.com"
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

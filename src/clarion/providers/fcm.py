@@ -29,7 +29,13 @@ from clarion.model.content import Content
 from clarion.model.message import Message, Priority, Recipient
 from clarion.model.outcome import AuthFailed, InvalidToken, Outcome, Rejected, Retry, Sent
 from clarion.model.platform import Platform
-from clarion.providers.base import HttpRequest, HttpResponse, PayloadTooLarge, Transport
+from clarion.providers.base import (
+    HttpRequest,
+    HttpResponse,
+    InvalidCredentials,
+    PayloadTooLarge,
+    Transport,
+)
 from clarion.providers.oauth import (
     BearerTokenProvider,
     ServiceAccount,
@@ -55,6 +61,17 @@ class FcmCredentials:
 
     service_account: ServiceAccount
     endpoint: str = FCM_ENDPOINT
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FcmCredentials:
+        """From the credentials API body `{"service_account": {...}, "endpoint"?}`."""
+        account = config.get("service_account")
+        if not isinstance(account, str | bytes | Mapping):
+            raise InvalidCredentials("field 'service_account' is missing")
+        endpoint = config.get("endpoint") or FCM_ENDPOINT
+        if not isinstance(endpoint, str):
+            raise InvalidCredentials("field 'endpoint' must be a URL")
+        return cls(ServiceAccount.from_json(account), endpoint)
 
     @property
     def send_url(self) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,13 @@ from clarion.clock import Clock
 from clarion.model.message import Message, Priority, Recipient
 from clarion.model.outcome import AuthFailed, InvalidToken, Outcome, Rejected, Retry, Sent
 from clarion.model.platform import Platform
-from clarion.providers.base import HttpRequest, HttpResponse, PayloadTooLarge, Transport
+from clarion.providers.base import (
+    HttpRequest,
+    HttpResponse,
+    InvalidCredentials,
+    PayloadTooLarge,
+    Transport,
+)
 from clarion.providers.fcm import deep_merge
 from clarion.providers.oauth import (
     BearerTokenProvider,
@@ -55,9 +61,22 @@ class HmsCredentials:
     """An AppGallery Connect app's id and secret, and where to use them."""
 
     app_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     token_url: str = HMS_TOKEN_URL
     endpoint: str = HMS_ENDPOINT
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> HmsCredentials:
+        """From the API body `{"app_id", "client_secret", "token_url"?, "endpoint"?}`."""
+        values: dict[str, str] = {}
+        for name in ("app_id", "client_secret", "token_url", "endpoint"):
+            value = config.get(name)
+            if value is None and name in ("token_url", "endpoint"):
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidCredentials(f"field {name!r} is missing or not a string")
+            values[name] = value.strip()
+        return cls(**values)
 
     @property
     def send_url(self) -> str:
