@@ -11,6 +11,7 @@ from clarion.api.auth import ServerApp, require_admin
 from clarion.api.errors import not_found
 from clarion.api.serialize import app_json, key_json
 from clarion.api.services import Services, services
+from clarion.api.validation import Checks
 from clarion.model.app import parse_categories
 from clarion.model.errors import FieldError
 from clarion.model.keys import Role
@@ -34,9 +35,9 @@ class PatchApp(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     default_timezone: str | None = None
-    quiet_hours: dict[str, Any] | None = None
-    caps: list[Any] | None = None
-    categories: list[Any] | None = None
+    quiet_hours: Any = None
+    caps: Any = None
+    categories: Any = None
 
 
 class CreateKey(BaseModel):
@@ -69,26 +70,35 @@ async def get_app(app: ServerApp) -> dict[str, Any]:
 
 @router.patch("/{app_id}")
 async def patch_app(app: ServerApp, body: PatchApp, found: Found) -> dict[str, Any]:
-    sent = body.model_fields_set
-    changes: dict[str, Any] = {}
-    if "name" in sent and body.name is not None:
-        changes["name"] = body.name
-    if "default_timezone" in sent:
-        if body.default_timezone is None:
-            raise FieldError("default_timezone", "must be an IANA time zone")
-        changes["default_timezone"] = check_timezone(body.default_timezone, "default_timezone")
-    if "quiet_hours" in sent:
-        quiet = parse_quiet_hours(body.quiet_hours)
-        changes["quiet_hours"] = quiet.as_json() if quiet else None
-    if "caps" in sent:
-        changes["caps"] = [cap.as_json() for cap in parse_caps(body.caps)]
-    if "categories" in sent:
-        changes["categories"] = [c.as_json() for c in parse_categories(body.categories)]
+    changes = _app_changes(body)
     async with found.database.write() as conn:
         updated = await app_store.update_app(conn, app.id, changes, found.clock.now())
     if updated is None:
         raise not_found("app")
     return app_json(updated)
+
+
+def _app_changes(body: PatchApp) -> dict[str, Any]:
+    """The validated columns to change; every bad field is reported together."""
+    sent = body.model_fields_set
+    checks = Checks()
+    changes: dict[str, Any] = {}
+    if "name" in sent and body.name is not None:
+        changes["name"] = body.name
+    if "default_timezone" in sent:
+        zone = body.default_timezone or ""
+        changes["default_timezone"] = checks.run(lambda: check_timezone(zone, "default_timezone"))
+    if "quiet_hours" in sent:
+        quiet = checks.run(lambda: parse_quiet_hours(body.quiet_hours))
+        changes["quiet_hours"] = quiet.as_json() if quiet else None
+    if "caps" in sent:
+        caps = checks.run(lambda: parse_caps(body.caps)) or ()
+        changes["caps"] = [cap.as_json() for cap in caps]
+    if "categories" in sent:
+        categories = checks.run(lambda: parse_categories(body.categories)) or ()
+        changes["categories"] = [category.as_json() for category in categories]
+    checks.done()
+    return changes
 
 
 @router.post("/{app_id}/keys", status_code=201)

@@ -35,10 +35,10 @@ class PutPreferences(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    categories: dict[str, Any] | None = None
-    quiet_hours: dict[str, Any] | None = None
+    categories: Any = None
+    quiet_hours: Any = None
     timezone: str | None = None
-    caps: list[Any] | None = None
+    caps: Any = None
 
 
 @router.get("/{user_id}")
