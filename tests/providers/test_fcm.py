@@ -367,9 +367,10 @@ async def test_bad_service_account_json_names_the_missing_field(emulator: FcmEmu
         ServiceAccount.from_json(json.dumps(data))
 
 
-async def test_push_goes_over_http2_with_tls(clock: FakeClock) -> None:
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_push_goes_over_http2_with_tls(clock: FakeClock, kind: str) -> None:
     async with FcmEmulator(clock=clock, tls=True) as emu:
-        transport = HttpxTransport(ca_file=emu.ca_file)
+        transport = make_transport(kind, emu.ca_file)
         try:
             account = ServiceAccount.from_json(emu.service_account("demo-project"))
             provider = FcmProvider(transport, FcmCredentials(account, emu.url), clock=clock)
@@ -397,3 +398,14 @@ async def test_content_url_becomes_data_and_the_web_link(
     sent = sent_message(emulator)
     assert sent["data"] == {"url": "https://shop.test/o/1"}
     assert sent["webpush"]["fcm_options"] == {"link": "https://shop.test/o/1"}
+
+
+async def test_validate_only_checks_without_delivering(
+    provider: FcmProvider, emulator: FcmEmulator
+) -> None:
+    request = provider.render(message(), recipient())
+    body = json.loads(request.body)
+    body["validate_only"] = True
+    forged = type(request)(request.method, request.url, request.headers, json.dumps(body).encode())
+    response = await provider.transport.request(await provider.authorize(forged))
+    assert provider.classify(response) == Sent("projects/demo-project/messages/fake_message_id")

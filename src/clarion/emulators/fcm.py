@@ -142,6 +142,8 @@ class FcmBackend:
             await self._record(request, body, token, exc.http_status)
             return JSONResponse(exc.body, status_code=exc.http_status)
         await self._record(request, body, token, 200)
+        if json.loads(body).get("validate_only") is True:
+            return JSONResponse({"name": f"projects/{project}/messages/fake_message_id"})
         self.sequence += 1
         name = f"projects/{project}/messages/0:{self.sequence}%{secrets.token_hex(8)}"
         return JSONResponse({"name": name})
