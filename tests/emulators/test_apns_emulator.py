@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import uuid
@@ -15,6 +16,18 @@ import jwt
 import pytest
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import APNsDevelopmentClientProtocol, APNsProductionClientProtocol
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+)
+from h2.settings import SettingCodes
 
 from clarion.clock import FakeClock, SystemClock
 from clarion.emulators.apns import ApnsEmulator
@@ -361,7 +374,7 @@ def point_aioapns_at(monkeypatch: pytest.MonkeyPatch, emulator: ApnsEmulator) ->
 async def test_aioapns_with_a_signing_key_delivers_and_sees_unregistered_tokens(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async with ApnsEmulator(topics=[BUNDLE], clock=SystemClock()) as emulator:
+    async with ApnsEmulator(topics=[BUNDLE], clock=SystemClock(), raw_h2=True) as emulator:
         point_aioapns_at(monkeypatch, emulator)
         apns = APNs(
             key=emulator.new_signing_key(TEAM, KID),
@@ -370,13 +383,18 @@ async def test_aioapns_with_a_signing_key_delivers_and_sees_unregistered_tokens(
             topic=BUNDLE,
             ssl_context=aioapns_context(emulator.ca_file),
         )
-        sent = await apns.send_notification(
-            NotificationRequest(
-                device_token=TOKEN,
-                message={"aps": {"alert": {"title": "Hello", "body": "from aioapns"}}},
-                push_type=PushType.ALERT,
-                collapse_key="greeting",
-                priority=10,
+        burst = await asyncio.gather(
+            *(
+                apns.send_notification(
+                    NotificationRequest(
+                        device_token=TOKEN,
+                        message={"aps": {"alert": {"title": "Hello", "body": "from aioapns"}}},
+                        push_type=PushType.ALERT,
+                        collapse_key="greeting",
+                        priority=10,
+                    )
+                )
+                for _ in range(10)
             )
         )
         emulator.unregister(TOKEN, at=datetime(2026, 1, 2, tzinfo=UTC))
@@ -384,7 +402,7 @@ async def test_aioapns_with_a_signing_key_delivers_and_sees_unregistered_tokens(
             NotificationRequest(device_token=TOKEN, message={"aps": {"badge": 1}})
         )
         apns.pool.close()
-    assert sent.is_successful, sent.description
+    assert all(sent.is_successful for sent in burst), [sent.description for sent in burst]
     assert (gone.status, gone.description, gone.timestamp) == ("410", "Unregistered", 1767312000000)
     first = emulator.state.requests[0]
     assert first.headers["apns-collapse-id"] == "greeting"
@@ -394,7 +412,7 @@ async def test_aioapns_with_a_signing_key_delivers_and_sees_unregistered_tokens(
 async def test_aioapns_with_a_client_certificate_delivers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    async with ApnsEmulator(topics=[BUNDLE], certificate_auth=True) as emulator:
+    async with ApnsEmulator(topics=[BUNDLE], certificate_auth=True, raw_h2=True) as emulator:
         point_aioapns_at(monkeypatch, emulator)
         cert, key = emulator.issue_certificate(BUNDLE)
         bundle = tmp_path / "push.pem"
@@ -411,3 +429,129 @@ async def test_aioapns_with_a_client_certificate_delivers(
         apns.pool.close()
     assert result.is_successful, result.description
     assert "authorization" not in emulator.state.requests[0].headers
+
+
+# --- the raw HTTP/2 server: connection-level behaviour ----------------------------------
+
+
+class H2Client:
+    """A bare h2 client, to see frames an HTTP library would hide."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.h2.initiate_connection()
+        self.events: list[Any] = []
+
+    @classmethod
+    async def connect(cls, emulator: ApnsEmulator) -> H2Client:
+        context = ssl.create_default_context(cafile=str(emulator.ca_file))
+        context.set_alpn_protocols(["h2"])
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", emulator.server.port, ssl=context
+        )
+        client = cls(reader, writer)
+        client.flush()
+        return client
+
+    def flush(self) -> None:
+        self.writer.write(self.h2.data_to_send())
+
+    def post(self, headers: dict[str, str], body: bytes = b'{"aps":{"alert":"hi"}}') -> int:
+        stream_id = self.h2.get_next_available_stream_id()
+        request = [
+            (":method", "POST"),
+            (":scheme", "https"),
+            (":authority", "127.0.0.1"),
+            (":path", f"/3/device/{TOKEN}"),
+            *headers.items(),
+        ]
+        self.h2.send_headers(stream_id, request)
+        self.h2.send_data(stream_id, body, end_stream=True)
+        self.flush()
+        return stream_id
+
+    async def until(self, predicate: Any) -> Any:
+        async with asyncio.timeout(5):
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                data = await self.reader.read(65536)
+                if not data:
+                    raise ConnectionError("closed")
+                self.events.extend(self.h2.receive_data(data))
+                self.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def max_streams(event: Any) -> int | None:
+    if isinstance(event, RemoteSettingsChanged):
+        changed = event.changed_settings.get(SettingCodes.MAX_CONCURRENT_STREAMS)
+        return changed.new_value if changed else None
+    return None
+
+
+@pytest.fixture
+async def raw(clock: FakeClock) -> AsyncIterator[ApnsEmulator]:
+    async with ApnsEmulator(topics=[BUNDLE], clock=clock, raw_h2=True) as emu:
+        yield emu
+
+
+async def test_raw_server_allows_one_stream_until_a_valid_jwt_succeeds(
+    raw: ApnsEmulator, clock: FakeClock
+) -> None:
+    key = raw.new_signing_key(TEAM, KID)
+    h2 = await H2Client.connect(raw)
+    try:
+        headers = headers_for(key, clock)
+        first, second = h2.post(headers), h2.post(headers)  # before the server's SETTINGS
+        limit = await h2.until(lambda e: max_streams(e) is not None)
+        assert max_streams(limit) == 1
+        refused = await h2.until(lambda e: isinstance(e, StreamReset))
+        assert (refused.stream_id, refused.error_code) == (second, ErrorCodes.REFUSED_STREAM)
+        await h2.until(lambda e: isinstance(e, StreamEnded) and e.stream_id == first)
+        assert await h2.until(lambda e: max_streams(e) == 1000)
+        streams = [h2.post(headers) for _ in range(5)]
+        for stream_id in streams:
+            await h2.until(lambda e, s=stream_id: isinstance(e, StreamEnded) and e.stream_id == s)
+    finally:
+        h2.close()
+    answered = [e for e in h2.events if isinstance(e, ResponseReceived)]
+    assert [dict(e.headers)[":status"] for e in answered] == ["200"] * 6
+    assert not [e for e in h2.events if isinstance(e, DataReceived)]  # 200 is headers only
+    assert raw.server.refused_streams == 1
+
+
+async def test_raw_server_closes_connections_with_a_json_goaway_reason(
+    raw: ApnsEmulator, clock: FakeClock
+) -> None:
+    key = raw.new_signing_key(TEAM, KID)
+    h2 = await H2Client.connect(raw)
+    try:
+        stream_id = h2.post(headers_for(key, clock))
+        await h2.until(lambda e: isinstance(e, StreamEnded) and e.stream_id == stream_id)
+        raw.goaway("Shutdown")
+        goaway = await h2.until(lambda e: isinstance(e, ConnectionTerminated))
+    finally:
+        h2.close()
+    assert goaway.error_code == ErrorCodes.NO_ERROR
+    assert json.loads(goaway.additional_data) == {"reason": "Shutdown"}
+    assert goaway.last_stream_id == stream_id
+
+
+async def test_raw_server_answers_errors_with_a_json_body(
+    raw: ApnsEmulator, clock: FakeClock
+) -> None:
+    h2 = await H2Client.connect(raw)
+    try:
+        stream_id = h2.post({"apns-topic": BUNDLE})
+        await h2.until(lambda e: isinstance(e, StreamEnded) and e.stream_id == stream_id)
+    finally:
+        h2.close()
+    response = next(e for e in h2.events if isinstance(e, ResponseReceived))
+    data = b"".join(e.data for e in h2.events if isinstance(e, DataReceived))
+    assert dict(response.headers)[":status"] == "403"
+    assert json.loads(data) == {"reason": "MissingProviderToken"}

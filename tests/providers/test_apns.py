@@ -501,3 +501,51 @@ async def test_certificate_auth_sends_through_the_transport_client_certificate(
     assert isinstance(token_only, Rejected)
     assert len(emulator.state.requests) == 1
     assert "authorization" not in emulator.state.requests[0].headers
+
+
+async def test_cold_burst_respects_the_one_stream_rule_of_a_new_connection(
+    clock: FakeClock, transport_factory: TransportFactory
+) -> None:
+    async with ApnsEmulator(topics=[BUNDLE], clock=clock, raw_h2=True) as emulator:
+        pem = emulator.new_signing_key(TEAM, KID)
+        transport = transport_factory(ca_file=emulator.ca_file)
+        try:
+            provider = ApnsProvider(
+                ApnsTokenCredentials(KID, TEAM, pem, BUNDLE),
+                transport,
+                clock=clock,
+                endpoint=emulator.url,
+            )
+            outcomes = await asyncio.gather(*(provider.send(message(), DEVICE) for _ in range(100)))
+        finally:
+            await transport.aclose()
+        refused = emulator.server.refused_streams
+        priority_signals = emulator.server.priority_signals
+    assert [type(o) for o in outcomes] == [Sent] * 100
+    assert refused == 0
+    assert priority_signals == 0
+    assert len(distinct_jwts(emulator)) == 1
+
+
+async def test_goaway_costs_at_most_a_retry_and_the_next_push_reconnects(
+    clock: FakeClock, transport_factory: TransportFactory
+) -> None:
+    async with ApnsEmulator(topics=[BUNDLE], clock=clock, raw_h2=True) as emulator:
+        pem = emulator.new_signing_key(TEAM, KID)
+        transport = transport_factory(ca_file=emulator.ca_file)
+        try:
+            provider = ApnsProvider(
+                ApnsTokenCredentials(KID, TEAM, pem, BUNDLE),
+                transport,
+                clock=clock,
+                endpoint=emulator.url,
+            )
+            assert isinstance(await provider.send(message(), DEVICE), Sent)
+            emulator.goaway("Shutdown")
+            await asyncio.sleep(0.05)
+            after = await provider.send(message(), DEVICE)
+            if isinstance(after, Retry):
+                after = await provider.send(message(), DEVICE)
+        finally:
+            await transport.aclose()
+    assert isinstance(after, Sent)
