@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import uuid
@@ -442,3 +443,33 @@ async def test_token_refused_even_when_fresh_is_an_auth_failure(
     assert isinstance(outcome, AuthFailed) and "token_rejected" in outcome.reason
     assert [r.status for r in emu.state.requests] == [401, 401]
     assert emu.issuer.token_requests == 2
+
+
+async def test_bare_badge_number_goes_as_a_badge_push(wns: WnsProvider, emu: WnsEmulator) -> None:
+    outcome = await wns.send(message(Content(badge=0)), to(emu.channel("pc")))
+
+    assert isinstance(outcome, Sent)
+    assert last(emu).headers["x-wns-type"] == "wns/badge"
+    assert last(emu).body == b'<badge value="0" />'
+
+
+async def test_priority_override_outside_1_to_4_is_rejected(
+    wns: WnsProvider, emu: WnsEmulator
+) -> None:
+    outcome = await wns.send(
+        message(Content(title="t"), overrides={"priority": "urgent"}), to(emu.channel("pc"))
+    )
+
+    assert isinstance(outcome, Rejected) and "wns.priority" in outcome.reason
+    assert emu.state.requests == []
+
+
+async def test_a_burst_of_sends_shares_one_token_request(
+    wns: WnsProvider, emu: WnsEmulator
+) -> None:
+    uris = [emu.channel(f"pc{i}") for i in range(50)]
+
+    outcomes = await asyncio.gather(*(wns.send(message(Content(title="t")), to(u)) for u in uris))
+
+    assert all(isinstance(o, Sent) for o in outcomes)
+    assert emu.issuer.token_requests == 1

@@ -11,8 +11,8 @@ carry at all (most C0 controls, lone surrogates) are dropped.
 
 The notification's `wns` object (`Message.overrides`) may hold:
 
-    type             "toast" | "tile" | "badge" | "raw"; default: toast, or raw
-                     when the content is silent
+    type             "toast" | "tile" | "badge" | "raw"; default: toast, or for
+                     silent content badge (only a badge number) or raw
     xml              a complete XML document sent as is for toast/tile/badge
     raw              the raw payload (a string, else sent as JSON); default: the
                      JSON of the content's fields and data
@@ -144,7 +144,7 @@ class WnsProvider(BearerTokenProvider):
     def render(self, message: Message, recipient: Recipient) -> HttpRequest:
         """The POST to the channel URI; `WnsOverrideError` for an unusable `wns` object."""
         wns = message.overrides
-        kind = str(wns.get("type") or ("raw" if message.content.is_silent else "toast"))
+        kind = str(wns.get("type") or default_type(message.content))
         if kind not in TYPES:
             raise WnsOverrideError(f"wns.type must be one of {', '.join(TYPES)}, not {kind!r}")
         body = render_body(kind, message.content, wns)
@@ -171,7 +171,9 @@ class WnsProvider(BearerTokenProvider):
     def _priority(self, kind: str, message: Message) -> str:
         explicit = message.overrides.get("priority")
         if explicit is not None:
-            return str(int(explicit))
+            if str(explicit) not in ("1", "2", "3", "4"):
+                raise WnsOverrideError(f"wns.priority must be 1, 2, 3 or 4, not {explicit!r}")
+            return str(explicit)
         return "1" if message.priority is Priority.HIGH else NORMAL_PRIORITY[kind]
 
     def _ttl(self, message: Message) -> int | None:
@@ -201,6 +203,13 @@ class WnsProvider(BearerTokenProvider):
             return await super().send(message, recipient)
         except WnsOverrideError as exc:
             return Rejected(f"invalid_wns_override: {exc}")
+
+
+def default_type(content: Content) -> str:
+    """Toast for something to show, badge for a bare badge number, else raw."""
+    if not content.is_silent:
+        return "toast"
+    return "badge" if content.badge is not None and not content.data else "raw"
 
 
 def render_body(kind: str, content: Content, wns: Mapping[str, Any]) -> bytes:
