@@ -76,6 +76,9 @@ class EmulatorServer:
         config.accesslog = None
         config.errorlog = None
         config.keep_alive_timeout = 3600
+        # Push services keep a connection for hours; Hypercorn's default sends
+        # GOAWAY after 1000 requests, failing the streams in flight.
+        config.keep_alive_max_requests = 1_000_000_000
         config.h2_max_concurrent_streams = 1000
         config.backlog = 1024
         if self.tls_files:
