@@ -134,7 +134,10 @@ class _Connection:
         self.streams[stream_id] = (headers, bytearray())
 
     async def answer(self, stream_id: int) -> None:
-        raw_headers, body = self.streams[stream_id]
+        entry = self.streams.get(stream_id)
+        if entry is None:  # reset by the client meanwhile
+            return
+        raw_headers, body = entry
         pseudo = {k.decode(): v.decode("latin-1") for k, v in raw_headers if k.startswith(b":")}
         regular = [(k, v) for k, v in raw_headers if not k.startswith(b":")]
         answer = await self.server.respond(

@@ -164,7 +164,7 @@ class ApnsProvider(Provider):
         self._clock = clock or SystemClock()
         self._device_url = (endpoint or HOSTS[environment]).rstrip("/") + "/3/device/"
         self._timeout = timeout
-        self._warm = False
+        self._warm = not isinstance(credentials, ApnsTokenCredentials)
         self._warming = asyncio.Lock()
         self._signer = (
             ApnsJwtSigner(credentials, self._clock)
@@ -216,6 +216,7 @@ class ApnsProvider(Provider):
         request with a valid JWT succeeds; a burst on a cold connection would
         have its extra streams refused. The gate closes again when the
         connection is lost, since the transport then opens a new one.
+        Certificate connections have no such rule and are never gated.
         """
         if not self._warm:
             async with self._warming:
@@ -227,7 +228,7 @@ class ApnsProvider(Provider):
         if isinstance(outcome, Sent):
             self._warm = True
         elif isinstance(outcome, Retry) and outcome.reason.startswith("transport"):
-            self._warm = False
+            self._warm = self._signer is None
         return outcome
 
     async def _send(self, message: Message, recipient: Recipient) -> Outcome:
