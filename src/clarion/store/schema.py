@@ -116,3 +116,21 @@ device_topics = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Index(None, "app_id", "topic", "device_id"),
 )
+
+provider_credentials = sa.Table(
+    "provider_credentials",
+    metadata,
+    sa.Column("app_id", sa.String(40), sa.ForeignKey("apps.id"), primary_key=True),
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("public", JsonType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("last_error_at", UtcDateTime, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
