@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from clarion.api.errors import install_error_handlers
 from clarion.api.limits import BodyLimitMiddleware
-from clarion.api.routes import apps, consent_log, devices, health, users
+from clarion.api.routes import apps, consent_log, devices, events, health, notifications, users
 from clarion.api.services import Services
 
 
@@ -19,7 +19,7 @@ def create_app(services: Services) -> FastAPI:
     )
     api.state.services = services
     install_error_handlers(api)
-    for module in (health, apps, devices, users, consent_log):
+    for module in (health, apps, devices, users, consent_log, notifications, events):
         api.include_router(module.router)
     api.add_middleware(BodyLimitMiddleware, limit=services.settings.body_limit)
     return api

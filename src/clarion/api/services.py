@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -18,6 +19,8 @@ class Services:
     settings: Settings
     database: Database
     clock: Clock
+    on_enqueue: Callable[[], None] = field(default=lambda: None)
+    """Called after the API queued work, so an in-process worker starts at once."""
 
     @property
     def token_policy(self) -> TokenPolicy:

@@ -1,1 +1,5 @@
+"""Persistence. Importing the package registers every table on `schema.metadata`."""
 
+from clarion.store import schema, schema_pipeline
+
+__all__ = ["schema", "schema_pipeline"]

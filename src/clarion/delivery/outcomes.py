@@ -1,0 +1,295 @@
+"""Recording what happened to a batch: one transaction per send job.
+
+The writer collects final statuses, retries, waits (paused provider) and
+device changes while the batch is sent, then `commit` writes them all,
+queues the follow-up job and finishes the send job together. Every delivery
+update is conditional on the delivery still being `queued`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.clock import Clock
+from clarion.model.outcome import (
+    AuthFailed,
+    InvalidToken,
+    Outcome,
+    Rejected,
+    Retry,
+    Sent,
+    TokenReplaced,
+)
+from clarion.model.platform import Platform
+from clarion.model.retry import retry_at
+from clarion.store import queue
+from clarion.store.db import Database
+from clarion.store.devices import token_hash
+from clarion.store.notifications import DeliveryStatus, NotificationRecord, complete_if_done
+from clarion.store.schema import devices
+from clarion.store.schema_pipeline import deliveries
+
+SEND_JOB = "send"
+REASON_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A delivery that was pushed: what the outcome needs to know about it."""
+
+    device_id: str
+    attempts: int
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Retried:
+    device_id: str
+    attempts: int
+    reason: str
+    after: float | None
+
+
+class OutcomeWriter:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        job: queue.Job,
+        owner: str,
+        platform: Platform,
+        stats: Any,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.job = job
+        self.owner = owner
+        self.platform = platform
+        self.stats = stats
+        self.finals: list[dict[str, Any]] = []
+        self.retried: list[_Retried] = []
+        self.waiting: list[str] = []
+        self.wait_until: datetime | None = None
+        self.deactivate: list[tuple[str, str, datetime | None]] = []
+        self.replace: list[tuple[str, str]] = []
+        self.auth_failure: str | None = None
+        self._again: list[_Retried] = []
+        self._again_due: datetime | None = None
+
+    def final(
+        self,
+        device_id: str,
+        status: DeliveryStatus,
+        reason: str | None,
+        *,
+        provider_id: str | None = None,
+        attempted: bool = False,
+    ) -> None:
+        self.finals.append(
+            {
+                "b_device": device_id,
+                "b_status": status.value,
+                "b_reason": reason[:REASON_LENGTH] if reason else None,
+                "b_provider_id": provider_id,
+                "b_sent_at": self.clock.now() if status is DeliveryStatus.SENT else None,
+                "b_tried": 1 if attempted else 0,
+            }
+        )
+        self.stats.count(self.platform.value, reason or status.value)
+
+    def wait(self, device_ids: list[str], until: datetime) -> None:
+        self.waiting += device_ids
+        self.wait_until = until
+
+    def outcome(self, pending: Pending, outcome: Outcome) -> None:
+        match outcome:
+            case Sent(provider_id=provider_id):
+                self.final(
+                    pending.device_id,
+                    DeliveryStatus.SENT,
+                    None,
+                    provider_id=provider_id,
+                    attempted=True,
+                )
+            case TokenReplaced(new_token=new_token):
+                self.final(pending.device_id, DeliveryStatus.SENT, None, attempted=True)
+                self.replace.append((pending.device_id, new_token))
+            case InvalidToken(reason=reason, since=since):
+                self.final(
+                    pending.device_id, DeliveryStatus.FAILED, "invalid_token", attempted=True
+                )
+                self.deactivate.append((pending.device_id, f"invalid_token: {reason}", since))
+            case Rejected(reason=reason):
+                self.final(pending.device_id, DeliveryStatus.FAILED, reason, attempted=True)
+            case AuthFailed(reason=reason):
+                self.auth_failure = reason
+                self.waiting.append(pending.device_id)
+                self.stats.count(self.platform.value, "auth_failed")
+            case Retry(reason=reason, after=after):
+                self.retried.append(_Retried(pending.device_id, pending.attempts, reason, after))
+                self.stats.count(self.platform.value, "retry")
+
+    async def commit(self, record: NotificationRecord | None) -> None:
+        now = self.clock.now()
+        follow_ups: list[queue.NewJob] = []
+        async with self.database.write() as conn:
+            if record is not None:
+                self._plan_retries(record, now, follow_ups)
+                if self.waiting:
+                    until = self.wait_until or now
+                    follow_ups.append(self._job(self.waiting, until))
+                    await _set_due(conn, record.id, self.waiting, until)
+                await self._write_finals(conn, record.id)
+                await self._write_devices(conn, record.app_id, now)
+            await queue.enqueue(conn, follow_ups, now)
+            await queue.finish(conn, self.job.id, self.owner)
+            if record is not None:
+                await complete_if_done(conn, record.id, now)
+
+    def _job(self, device_ids: list[str], due: datetime) -> queue.NewJob:
+        payload = {**self.job.payload, "devices": device_ids}
+        return queue.NewJob(SEND_JOB, self.job.app_id, payload, due)
+
+    def _plan_retries(
+        self, record: NotificationRecord, now: datetime, follow_ups: list[queue.NewJob]
+    ) -> None:
+        if not self.retried:
+            return
+        attempt = max(r.attempts for r in self.retried) + 1
+        floor = max((r.after or 0.0) for r in self.retried)
+        due = retry_at(attempt=attempt, now=now, expires_at=record.expires_at, retry_after=floor)
+        again = []
+        for retried in self.retried:
+            if due is not None:
+                again.append(retried)
+                continue
+            if attempt < 10:
+                self.final(
+                    retried.device_id,
+                    DeliveryStatus.EXPIRED,
+                    f"ttl: {retried.reason}",
+                    attempted=True,
+                )
+            else:
+                self.final(
+                    retried.device_id,
+                    DeliveryStatus.FAILED,
+                    f"retries_exhausted: {retried.reason}",
+                    attempted=True,
+                )
+        if again and due is not None:
+            self._again, self._again_due = again, due
+            follow_ups.append(self._job([r.device_id for r in again], due))
+
+    async def _write_finals(self, conn: AsyncConnection, notification_id: str) -> None:
+        queued = DeliveryStatus.QUEUED.value
+        if self.finals:
+            statement = (
+                deliveries.update()
+                .where(
+                    deliveries.c.notification_id == notification_id,
+                    deliveries.c.device_id == sa.bindparam("b_device"),
+                    deliveries.c.status == queued,
+                )
+                .values(
+                    status=sa.bindparam("b_status"),
+                    reason=sa.bindparam("b_reason"),
+                    provider_message_id=sa.bindparam("b_provider_id"),
+                    sent_at=sa.bindparam("b_sent_at"),
+                    attempts=deliveries.c.attempts + sa.bindparam("b_tried"),
+                    updated_at=self.clock.now(),
+                )
+            )
+            await conn.execute(statement, self.finals)
+        if self._again and self._again_due is not None:
+            again, due = self._again, self._again_due
+            await conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.notification_id == notification_id,
+                    deliveries.c.device_id == sa.bindparam("b_device"),
+                    deliveries.c.status == queued,
+                )
+                .values(
+                    attempts=deliveries.c.attempts + 1,
+                    reason=sa.bindparam("b_reason"),
+                    due_at=due,
+                    updated_at=self.clock.now(),
+                ),
+                [{"b_device": r.device_id, "b_reason": r.reason[:REASON_LENGTH]} for r in again],
+            )
+
+    async def _write_devices(self, conn: AsyncConnection, app_id: str, now: datetime) -> None:
+        for device_id, reason, since in self.deactivate:
+            query = devices.update().where(devices.c.app_id == app_id, devices.c.id == device_id)
+            if since is not None:
+                # Re-registered after the service declared the token dead: keep it.
+                query = query.where(devices.c.last_seen <= since)
+            await conn.execute(
+                query.values(
+                    active=False,
+                    deactivated_reason=reason[:REASON_LENGTH],
+                    deactivated_at=now,
+                    updated_at=now,
+                )
+            )
+        for device_id, new_token in self.replace:
+            await _replace_token(conn, app_id, device_id, new_token, now)
+
+
+async def _set_due(
+    conn: AsyncConnection, notification_id: str, device_ids: list[str], due: datetime
+) -> None:
+    """Waiting deliveries stay queued with a later due time (not an attempt)."""
+    await conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.notification_id == notification_id,
+            deliveries.c.device_id.in_(device_ids),
+            deliveries.c.status == DeliveryStatus.QUEUED.value,
+        )
+        .values(due_at=due)
+    )
+
+
+async def _replace_token(
+    conn: AsyncConnection, app_id: str, device_id: str, new_token: str, now: datetime
+) -> None:
+    """Move the device to the token the service gave us (ADM canonical id)."""
+    current = (
+        await conn.execute(
+            sa.select(devices.c.platform).where(
+                devices.c.app_id == app_id, devices.c.id == device_id
+            )
+        )
+    ).first()
+    if current is None:
+        return
+    digest = token_hash(new_token)
+    taken = (
+        await conn.execute(
+            sa.select(devices.c.id).where(
+                devices.c.app_id == app_id,
+                devices.c.platform == current.platform,
+                devices.c.token_hash == digest,
+            )
+        )
+    ).first()
+    query = devices.update().where(devices.c.app_id == app_id, devices.c.id == device_id)
+    if taken is not None:
+        # The new token is already registered as another device: this one is a duplicate.
+        await conn.execute(
+            query.values(
+                active=False,
+                deactivated_reason="token_replaced",
+                deactivated_at=now,
+                updated_at=now,
+            )
+        )
+        return
+    await conn.execute(query.values(token=new_token, token_hash=digest, updated_at=now))

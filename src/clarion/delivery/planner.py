@@ -1,0 +1,170 @@
+"""The planner: fans a notification out into deliveries and send jobs, chunk by chunk.
+
+Each chunk is one transaction that writes the chunk's deliveries, its send
+jobs and the planner's progress (`planned_through`, the last device id)
+together. A crash therefore loses at most an uncommitted chunk, and the plan
+job — reclaimed by another worker when its lease expires — resumes from the
+recorded progress. The progress update is a compare-and-set, so two planners
+that both believe they own a notification cannot both write a chunk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.model.audience import Audience
+from clarion.model.notification import NotificationSpec, parse_notification
+from clarion.model.policy import device_suppression
+from clarion.store import queue
+from clarion.store.audience import audience_page
+from clarion.store.db import Database
+from clarion.store.notifications import (
+    DeliveryStatus,
+    NotificationRecord,
+    NotificationStatus,
+    complete_if_done,
+    get_notification,
+)
+from clarion.store.schema_pipeline import deliveries, notifications
+
+PLAN_CHUNK = 1000
+SEND_BATCH = 500
+SEND_JOB = "send"
+
+
+def load_spec(record: NotificationRecord) -> NotificationSpec:
+    """The stored spec as domain values (it was validated when accepted)."""
+    return parse_notification(record.spec, record.created_at)
+
+
+FINISHED_PLANNING = (
+    NotificationStatus.SENDING,
+    NotificationStatus.COMPLETED,
+    NotificationStatus.CANCELLED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    planned: int
+    queued: int
+    done: bool
+
+
+async def plan_chunk(
+    database: Database,
+    app_id: str,
+    notification_id: str,
+    now: datetime,
+    *,
+    chunk: int = PLAN_CHUNK,
+    batch: int = SEND_BATCH,
+) -> ChunkResult:
+    """Plan the next chunk of the audience; `done` once the audience is exhausted."""
+    async with database.write() as conn:
+        record = await get_notification(conn, app_id, notification_id)
+        if record is None or record.status in FINISHED_PLANNING:
+            return ChunkResult(0, 0, True)
+        if record.status is NotificationStatus.SCHEDULED:
+            await _set(conn, notification_id, status=NotificationStatus.PLANNING.value)
+        spec = load_spec(record)
+        page = (
+            await conn.execute(
+                audience_page(app_id, spec.audience, after=record.planned_through, limit=chunk)
+            )
+        ).all()
+        queued = await _write_chunk(conn, app_id, record, spec, page, now, batch)
+        done = len(page) < chunk
+        advanced = await _advance(conn, record, page[-1].id if page else None, len(page), done)
+        if not advanced:
+            raise PlanConflict(notification_id)
+        if done:
+            await complete_if_done(conn, notification_id, now)
+        return ChunkResult(len(page), queued, done)
+
+
+class PlanConflict(RuntimeError):
+    """Another planner advanced this notification first; this chunk was rolled back."""
+
+
+async def _set(conn: AsyncConnection, notification_id: str, **values: Any) -> None:
+    await conn.execute(
+        notifications.update().where(notifications.c.id == notification_id).values(**values)
+    )
+
+
+async def _advance(
+    conn: AsyncConnection, record: NotificationRecord, last: str | None, count: int, done: bool
+) -> bool:
+    progress = (
+        notifications.c.planned_through.is_(None)
+        if record.planned_through is None
+        else notifications.c.planned_through == record.planned_through
+    )
+    values: dict[str, Any] = {"targeted": notifications.c.targeted + count}
+    if last is not None:
+        values["planned_through"] = last
+    if done:
+        values["status"] = NotificationStatus.SENDING.value
+    result = await conn.execute(
+        notifications.update().where(notifications.c.id == record.id, progress).values(**values)
+    )
+    return result.rowcount > 0
+
+
+async def _write_chunk(
+    conn: AsyncConnection,
+    app_id: str,
+    record: NotificationRecord,
+    spec: NotificationSpec,
+    page: Sequence[sa.Row[Any]],
+    now: datetime,
+    batch: int,
+) -> int:
+    rows = []
+    by_platform: dict[str, list[str]] = defaultdict(list)
+    due = max(spec.schedule.send_at, now)
+    for device in page:
+        device_id, platform = device.id, device.platform
+        suppression = device_suppression(device.consent, device.active)
+        status = DeliveryStatus.SUPPRESSED if suppression else DeliveryStatus.QUEUED
+        rows.append(
+            {
+                "notification_id": record.id,
+                "device_id": device_id,
+                "app_id": app_id,
+                "platform": platform,
+                "status": status.value,
+                "reason": suppression.value if suppression else None,
+                "attempts": 0,
+                "due_at": None if suppression else due,
+                "updated_at": now,
+            }
+        )
+        if suppression is None:
+            by_platform[platform].append(device_id)
+    if rows:
+        await conn.execute(deliveries.insert(), rows)
+    jobs = [
+        queue.NewJob(
+            SEND_JOB,
+            app_id,
+            {"notification_id": record.id, "platform": platform, "devices": ids[i : i + batch]},
+            due,
+        )
+        for platform, ids in by_platform.items()
+        for i in range(0, len(ids), batch)
+    ]
+    await queue.enqueue(conn, jobs, now)
+    return sum(len(ids) for ids in by_platform.values())
+
+
+def audience_of(record: NotificationRecord) -> Audience:
+    return load_spec(record).audience

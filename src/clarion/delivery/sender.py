@@ -1,0 +1,223 @@
+"""The sender: runs one send job — a batch of one notification's deliveries on one platform.
+
+Just before sending it re-reads consent, `active` and the notification's
+state for the whole batch in one query, so a revocation or a cancel that
+landed after planning still stops the push. Pushes go out concurrently
+through the provider; the outcomes, device changes (deactivation, new token)
+and follow-up jobs (retries) are written in one transaction that also
+finishes the job. Deliveries are only ever moved out of `queued`, so a job
+that runs twice (its worker died after sending) changes nothing the second
+time but for the pushes that were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from clarion.clock import Clock
+from clarion.delivery.lookup import Missing, Paused, ProviderLookup, Ready
+from clarion.delivery.outcomes import OutcomeWriter, Pending
+from clarion.delivery.planner import SEND_JOB, load_spec
+from clarion.model.message import Message, Recipient, WebPushSubscription
+from clarion.model.notification import NotificationSpec
+from clarion.model.outcome import Outcome, Retry
+from clarion.model.platform import Platform
+from clarion.model.policy import Suppression, device_suppression
+from clarion.store import queue
+from clarion.store.db import Database
+from clarion.store.notifications import (
+    DeliveryStatus,
+    NotificationRecord,
+    NotificationStatus,
+    get_notification,
+)
+from clarion.store.schema import devices
+from clarion.store.schema_pipeline import deliveries
+
+PAUSED_RECHECK = timedelta(seconds=30)
+PUSH_NAMESPACE = uuid.UUID("5b0c7a4e-8d7e-4f59-9a43-2f3d0b6c9e11")
+
+
+def push_id(notification_id: str, device_id: str) -> uuid.UUID:
+    """Stable per delivery: the same id on every retry (APNs `apns-id`, PAP push-id)."""
+    return uuid.uuid5(PUSH_NAMESPACE, f"{notification_id}/{device_id}")
+
+
+@dataclass(slots=True)
+class BatchRow:
+    """A queued delivery with the device as it is now."""
+
+    device_id: str
+    attempts: int
+    token: str | None
+    push_keys: dict[str, str] | None
+    locale: str | None
+    consent: str | None
+    active: bool | None
+    last_seen: datetime | None
+
+
+@dataclass(slots=True)
+class SenderStats:
+    """Counters read by /metrics."""
+
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    def count(self, platform: str, outcome: str, n: int = 1) -> None:
+        key = (platform, outcome)
+        self.outcomes[key] = self.outcomes.get(key, 0) + n
+
+
+class Sender:
+    def __init__(
+        self,
+        database: Database,
+        providers: ProviderLookup,
+        clock: Clock,
+        *,
+        stats: SenderStats | None = None,
+    ) -> None:
+        self.database = database
+        self.providers = providers
+        self.clock = clock
+        self.stats = stats or SenderStats()
+        self._specs: dict[str, NotificationSpec] = {}
+
+    async def run(self, job: queue.Job, owner: str) -> None:
+        payload = job.payload
+        notification_id = str(payload["notification_id"])
+        platform = Platform(payload["platform"])
+        device_ids = [str(d) for d in payload["devices"]]
+        async with self.database.read() as conn:
+            record = await get_notification(conn, job.app_id, notification_id)
+            rows = await _load_batch(conn, notification_id, device_ids) if record else []
+        writer = OutcomeWriter(self.database, self.clock, job, owner, platform, self.stats)
+        if record is None or not rows:
+            await writer.commit(record)
+            return
+        to_send = self._screen(record, rows, writer)
+        if to_send:
+            await self._send(record, platform, to_send, writer)
+        await writer.commit(record)
+
+    def _screen(
+        self, record: NotificationRecord, rows: Sequence[BatchRow], writer: OutcomeWriter
+    ) -> list[BatchRow]:
+        now = self.clock.now()
+        to_send = []
+        for row in rows:
+            if record.status is NotificationStatus.CANCELLED:
+                writer.final(row.device_id, DeliveryStatus.CANCELLED, None)
+            elif row.token is None:
+                writer.final(row.device_id, DeliveryStatus.SUPPRESSED, "device_deleted")
+            elif now >= record.expires_at:
+                writer.final(row.device_id, DeliveryStatus.EXPIRED, "ttl")
+            elif suppression := device_suppression(row.consent or "", bool(row.active)):
+                writer.final(row.device_id, DeliveryStatus.SUPPRESSED, suppression.value)
+            else:
+                to_send.append(row)
+        return to_send
+
+    async def _send(
+        self,
+        record: NotificationRecord,
+        platform: Platform,
+        rows: list[BatchRow],
+        writer: OutcomeWriter,
+    ) -> None:
+        state = await self.providers.get(record.app_id, platform)
+        if isinstance(state, Missing):
+            for row in rows:
+                writer.final(row.device_id, DeliveryStatus.FAILED, "provider_not_configured")
+            return
+        if isinstance(state, Paused):
+            writer.wait([row.device_id for row in rows], self.clock.now() + PAUSED_RECHECK)
+            return
+        spec = self._spec(record)
+        outcomes = await asyncio.gather(
+            *(self._push(state, record, spec, platform, row) for row in rows)
+        )
+        for row, outcome in zip(rows, outcomes, strict=True):
+            writer.outcome(Pending(row.device_id, row.attempts, row.last_seen), outcome)
+        if writer.auth_failure is not None:
+            await self.providers.auth_failed(record.app_id, platform, writer.auth_failure)
+
+    async def _push(
+        self,
+        state: Ready,
+        record: NotificationRecord,
+        spec: NotificationSpec,
+        platform: Platform,
+        row: BatchRow,
+    ) -> Outcome:
+        message = Message(
+            content=spec.content.for_locale(row.locale),
+            push_id=push_id(record.id, row.device_id),
+            expires_at=record.expires_at,
+            ttl=max(0, int((record.expires_at - self.clock.now()).total_seconds())),
+            priority=spec.priority,
+            collapse_key=spec.collapse_key,
+            category=spec.category,
+            overrides=spec.overrides.get(platform.value, {}),
+        )
+        subscription = None
+        if row.push_keys:
+            subscription = WebPushSubscription(
+                str(row.token), row.push_keys["p256dh"], row.push_keys["auth"]
+            )
+        recipient = Recipient(
+            device_id=row.device_id,
+            platform=platform,
+            token=str(row.token),
+            locale=row.locale,
+            subscription=subscription,
+        )
+        async with state.limit:
+            started = self.clock.monotonic()
+            try:
+                outcome = await state.provider.send(message, recipient)
+            except Exception as exc:  # a provider bug must not lose the batch
+                outcome = Retry(f"provider_error: {type(exc).__name__}")
+            self.stats.latencies.append(self.clock.monotonic() - started)
+        return outcome
+
+    def _spec(self, record: NotificationRecord) -> NotificationSpec:
+        spec = self._specs.get(record.id)
+        if spec is None:
+            if len(self._specs) > 1000:
+                self._specs.clear()
+            spec = self._specs[record.id] = load_spec(record)
+        return spec
+
+
+async def _load_batch(conn: Any, notification_id: str, device_ids: list[str]) -> list[BatchRow]:
+    query = (
+        sa.select(
+            deliveries.c.device_id,
+            deliveries.c.attempts,
+            devices.c.token,
+            devices.c.push_keys,
+            devices.c.locale,
+            devices.c.consent,
+            devices.c.active,
+            devices.c.last_seen,
+        )
+        .select_from(deliveries.outerjoin(devices, devices.c.id == deliveries.c.device_id))
+        .where(
+            deliveries.c.notification_id == notification_id,
+            deliveries.c.device_id.in_(device_ids),
+            deliveries.c.status == DeliveryStatus.QUEUED.value,
+        )
+    )
+    return [BatchRow(*row) for row in await conn.execute(query)]
+
+
+__all__ = ["SEND_JOB", "Sender", "SenderStats", "Suppression", "push_id"]

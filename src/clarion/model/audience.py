@@ -1,0 +1,70 @@
+"""Who a notification goes to: exactly one of the audience forms of the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from clarion.model.device import check_topic, check_user_id
+from clarion.model.errors import FieldError
+
+MAX_LISTED = 10_000
+
+
+class AudienceKind(StrEnum):
+    DEVICES = "devices"
+    USERS = "users"
+    TOPIC = "topic"
+    SEGMENT = "segment"
+    FILTER = "filter"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """One audience form; `values` holds ids (devices, users) or one name/expression."""
+
+    kind: AudienceKind
+    values: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        if self.kind is AudienceKind.ALL:
+            return {"all": True}
+        if self.kind in (AudienceKind.DEVICES, AudienceKind.USERS):
+            return {self.kind.value: list(self.values)}
+        return {self.kind.value: self.values[0]}
+
+
+def parse_audience(value: Any, field: str = "audience") -> Audience:
+    """`{"users": [...]}`, `{"devices": [...]}`, `{"topic": "..."}`, `{"segment": "..."}`,
+    `{"filter": "..."}` or `{"all": true}` — exactly one."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise FieldError(
+            field, "must be exactly one of devices, users, topic, segment, filter, all"
+        )
+    ((name, raw),) = value.items()
+    try:
+        kind = AudienceKind(name)
+    except ValueError as exc:
+        raise FieldError(f"{field}.{name}", "is not an audience form") from exc
+    where = f"{field}.{name}"
+    if kind is AudienceKind.ALL:
+        if raw is not True:
+            raise FieldError(where, "must be true")
+        return Audience(kind)
+    if kind in (AudienceKind.DEVICES, AudienceKind.USERS):
+        if not isinstance(raw, list) or not raw or len(raw) > MAX_LISTED:
+            raise FieldError(where, f"must be a list of 1 to {MAX_LISTED} ids")
+        for index, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise FieldError(f"{where}.{index}", "must be a string")
+            if kind is AudienceKind.USERS:
+                check_user_id(item, f"{where}.{index}")
+        return Audience(kind, tuple(dict.fromkeys(raw)))
+    if not isinstance(raw, str) or not raw.strip():
+        raise FieldError(where, "must be a non-empty string")
+    if kind is AudienceKind.TOPIC:
+        check_topic(raw, where)
+    return Audience(kind, (raw,))

@@ -1,0 +1,166 @@
+"""The per-device delivery log of a notification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.store.notifications import DeliveryStatus, NotificationRecord, NotificationStatus
+from clarion.store.schema_pipeline import deliveries
+
+EVENT_COLUMNS = {"received": "received_at", "opened": "opened_at", "dismissed": "dismissed_at"}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    notification_id: str
+    device_id: str
+    platform: str
+    status: DeliveryStatus
+    reason: str | None
+    attempts: int
+    provider_message_id: str | None
+    due_at: datetime | None
+    sent_at: datetime | None
+    received_at: datetime | None
+    opened_at: datetime | None
+    dismissed_at: datetime | None
+    updated_at: datetime
+
+
+def _record(row: sa.Row[Any]) -> DeliveryRecord:
+    return DeliveryRecord(
+        notification_id=row.notification_id,
+        device_id=row.device_id,
+        platform=row.platform,
+        status=DeliveryStatus(row.status),
+        reason=row.reason,
+        attempts=row.attempts,
+        provider_message_id=row.provider_message_id,
+        due_at=row.due_at,
+        sent_at=row.sent_at,
+        received_at=row.received_at,
+        opened_at=row.opened_at,
+        dismissed_at=row.dismissed_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def delivery_json(item: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "device_id": item.device_id,
+        "platform": item.platform,
+        "status": item.status.value,
+        "reason": item.reason,
+        "attempts": item.attempts,
+        "provider_message_id": item.provider_message_id,
+        "due_at": _iso(item.due_at),
+        "sent_at": _iso(item.sent_at),
+        "received_at": _iso(item.received_at),
+        "opened_at": _iso(item.opened_at),
+        "dismissed_at": _iso(item.dismissed_at),
+    }
+
+
+async def list_deliveries(
+    conn: AsyncConnection,
+    app_id: str,
+    notification_id: str,
+    *,
+    status: DeliveryStatus | None,
+    after: str | None,
+    limit: int,
+) -> list[DeliveryRecord]:
+    query = deliveries.select().where(
+        deliveries.c.app_id == app_id, deliveries.c.notification_id == notification_id
+    )
+    if status is not None:
+        query = query.where(deliveries.c.status == status.value)
+    if after is not None:
+        query = query.where(deliveries.c.device_id > after)
+    rows = await conn.execute(query.order_by(deliveries.c.device_id).limit(limit))
+    return [_record(row) for row in rows]
+
+
+async def get_delivery(
+    conn: AsyncConnection, app_id: str, notification_id: str, device_id: str
+) -> DeliveryRecord | None:
+    row = (
+        await conn.execute(
+            deliveries.select().where(
+                deliveries.c.app_id == app_id,
+                deliveries.c.notification_id == notification_id,
+                deliveries.c.device_id == device_id,
+            )
+        )
+    ).first()
+    return _record(row) if row else None
+
+
+async def record_event(
+    conn: AsyncConnection,
+    app_id: str,
+    notification_id: str,
+    device_id: str,
+    kind: str,
+    now: datetime,
+) -> bool:
+    """Set the event's time once; False when there is no such delivery."""
+    column = deliveries.c[EVENT_COLUMNS[kind]]
+    where = (
+        deliveries.c.app_id == app_id,
+        deliveries.c.notification_id == notification_id,
+        deliveries.c.device_id == device_id,
+    )
+    found = (await conn.execute(sa.select(column).where(*where))).first()
+    if found is None:
+        return False
+    if found[0] is None:
+        await conn.execute(deliveries.update().where(*where).values({column.name: now}))
+    return True
+
+
+_REASONS = {
+    "no_consent": "the device has no opt-in consent (granted or provisional)",
+    "inactive_device": "the device is deactivated (dead token, or switched off)",
+    "device_deleted": "the device was deleted or its user erased before the push went",
+    "category_opt_out": "the recipient opted out of this category",
+    "frequency_cap": "the recipient reached a frequency cap",
+    "quiet_hours": "it fell in the recipient's quiet hours and the notification said drop",
+    "invalid_token": "the push service said the token is dead; the device was deactivated",
+    "provider_not_configured": "the app has no credentials for this platform",
+    "ttl": "its time to live ran out before it could be delivered",
+}
+
+
+def explain(item: DeliveryRecord, record: NotificationRecord) -> str:
+    """A sentence a person can read: why this delivery is where it is."""
+    reason = _REASONS.get((item.reason or "").split(":")[0], item.reason or "")
+    match item.status:
+        case DeliveryStatus.SENT:
+            return f"Sent at {_iso(item.sent_at)} after {item.attempts} attempt(s)."
+        case DeliveryStatus.QUEUED:
+            last = f" The last attempt said: {item.reason}." if item.reason else ""
+            return f"Queued, due at {_iso(item.due_at)}; {item.attempts} attempt(s) so far.{last}"
+        case DeliveryStatus.SCHEDULED:
+            return f"Scheduled for {_iso(item.due_at)} in the recipient's time."
+        case DeliveryStatus.SUPPRESSED:
+            return f"Not sent: {reason}."
+        case DeliveryStatus.FAILED:
+            return f"Failed: {reason or item.reason}."
+        case DeliveryStatus.EXPIRED:
+            return f"Expired: not delivered before {_iso(record.expires_at)}."
+        case DeliveryStatus.CANCELLED:
+            return "Cancelled before it was sent."
+    return item.status.value
+
+
+__all__ = ["NotificationStatus", "delivery_json", "explain", "get_delivery", "list_deliveries"]

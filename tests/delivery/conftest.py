@@ -1,0 +1,94 @@
+"""The pipeline end to end: the real API, the real worker, emulators over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clarion.api.app import create_app
+from clarion.api.services import Services
+from clarion.clock import FakeClock
+from clarion.delivery.lookup import StaticProviders
+from clarion.delivery.worker import Worker
+from clarion.emulators.webpush import WebPushEmulator
+from clarion.model.platform import Platform
+from clarion.providers.httpx_transport import HttpxTransport
+from clarion.providers.vapid import generate_vapid_keys
+from clarion.providers.webpush import WebPushCredentials, WebPushProvider
+from clarion.store.db import Database
+from tests.api.conftest import AppKeys, create_test_app, make_settings
+
+
+@dataclass
+class Pipeline:
+    api: httpx.AsyncClient
+    app: AppKeys
+    worker: Worker
+    providers: StaticProviders
+    webpush: WebPushEmulator
+    clock: FakeClock
+    database: Database
+
+    async def register_webpush(self, **fields: Any) -> tuple[str, Any]:
+        subscription = self.webpush.subscribe()
+        token = {
+            "endpoint": subscription.endpoint,
+            "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
+        }
+        body = {"platform": "webpush", "token": token, **fields}
+        response = await self.api.post(
+            f"/v1/apps/{self.app.id}/devices", json=body, headers=self.app.client()
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"]), subscription
+
+    async def send(self, body: dict[str, Any], **headers: str) -> httpx.Response:
+        return await self.api.post(
+            f"/v1/apps/{self.app.id}/notifications",
+            json=body,
+            headers={**self.app.server(), **headers},
+        )
+
+    async def status(self, notification_id: str) -> dict[str, Any]:
+        response = await self.api.get(
+            f"/v1/apps/{self.app.id}/notifications/{notification_id}", headers=self.app.server()
+        )
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def deliveries(self, notification_id: str, **params: Any) -> list[dict[str, Any]]:
+        response = await self.api.get(
+            f"/v1/apps/{self.app.id}/notifications/{notification_id}/deliveries",
+            params={"limit": 500, **params},
+            headers=self.app.server(),
+        )
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+
+@pytest.fixture
+async def pipeline(database: Database, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Pipeline]:
+    settings = make_settings(database, tmp_path, allow_private_endpoints=True)
+    async with WebPushEmulator(clock=clock) as webpush:
+        transport = HttpxTransport(ca_file=webpush.ca_file)
+        providers = StaticProviders({})
+        worker = Worker(database, providers, clock, poll_interval=0.01)
+        services = Services(settings, database, clock, on_enqueue=worker.wake)
+        asgi = httpx.ASGITransport(app=create_app(services))
+        async with httpx.AsyncClient(transport=asgi, base_url="http://clarion.test") as api:
+            app = await create_test_app(api)
+            keys = generate_vapid_keys()
+            provider = WebPushProvider(
+                WebPushCredentials(keys.private_pem, "mailto:ops@example.com"),
+                transport,
+                clock=clock,
+            )
+            providers.add(app.id, Platform.WEBPUSH, provider)
+            yield Pipeline(api, app, worker, providers, webpush, clock, database)
+        await transport.aclose()
