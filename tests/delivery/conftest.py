@@ -15,8 +15,11 @@ from clarion.api.services import Services
 from clarion.clock import FakeClock
 from clarion.delivery.lookup import StaticProviders
 from clarion.delivery.worker import Worker
+from clarion.emulators.apns import ApnsEmulator
 from clarion.emulators.webpush import WebPushEmulator
 from clarion.model.platform import Platform
+from clarion.providers.apns import ApnsProvider
+from clarion.providers.apns_auth import ApnsTokenCredentials
 from clarion.providers.httpx_transport import HttpxTransport
 from clarion.providers.vapid import generate_vapid_keys
 from clarion.providers.webpush import WebPushCredentials, WebPushProvider
@@ -31,8 +34,16 @@ class Pipeline:
     worker: Worker
     providers: StaticProviders
     webpush: WebPushEmulator
+    apns: ApnsEmulator
     clock: FakeClock
     database: Database
+
+    async def register(self, body: dict[str, Any]) -> str:
+        response = await self.api.post(
+            f"/v1/apps/{self.app.id}/devices", json=body, headers=self.app.client()
+        )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
 
     async def register_webpush(self, **fields: Any) -> tuple[str, Any]:
         subscription = self.webpush.subscribe()
@@ -75,8 +86,9 @@ class Pipeline:
 @pytest.fixture
 async def pipeline(database: Database, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Pipeline]:
     settings = make_settings(database, tmp_path, allow_private_endpoints=True)
-    async with WebPushEmulator(clock=clock) as webpush:
+    async with WebPushEmulator(clock=clock) as webpush, ApnsEmulator(clock=clock) as apns:
         transport = HttpxTransport(ca_file=webpush.ca_file)
+        apns_transport = HttpxTransport(ca_file=apns.ca_file)
         providers = StaticProviders({})
         worker = Worker(database, providers, clock, poll_interval=0.01)
         services = Services(settings, database, clock, on_enqueue=worker.wake)
@@ -90,5 +102,17 @@ async def pipeline(database: Database, tmp_path: Path, clock: FakeClock) -> Asyn
                 clock=clock,
             )
             providers.add(app.id, Platform.WEBPUSH, provider)
-            yield Pipeline(api, app, worker, providers, webpush, clock, database)
+            apns_credentials = ApnsTokenCredentials(
+                key_id="KEY0000001",
+                team_id="TEAM000001",
+                private_key=apns.new_signing_key(),
+                bundle_id="com.example.app",
+            )
+            providers.add(
+                app.id,
+                Platform.APNS,
+                ApnsProvider(apns_credentials, apns_transport, clock=clock, endpoint=apns.url),
+            )
+            yield Pipeline(api, app, worker, providers, webpush, apns, clock, database)
         await transport.aclose()
+        await apns_transport.aclose()
