@@ -27,7 +27,7 @@ from clarion.model.outcome import (
 )
 from clarion.model.platform import Platform
 from clarion.model.retry import retry_at
-from clarion.store import queue
+from clarion.store import queue, webhooks
 from clarion.store.db import Database
 from clarion.store.devices import token_hash
 from clarion.store.notifications import DeliveryStatus, NotificationRecord, complete_if_done
@@ -145,11 +145,38 @@ class OutcomeWriter:
                     follow_ups.append(self._job(self.waiting, until))
                     await _set_due(conn, record.id, self.waiting, until)
                 await self._write_finals(conn, record.id)
-                await self._write_devices(conn, record.app_id, now)
+                deactivated = await self._write_devices(conn, record.app_id, now)
+                await webhooks.emit(conn, record.app_id, self._events(record, deactivated), now)
             await queue.enqueue(conn, follow_ups, now)
             await queue.finish(conn, self.job.id, self.owner)
-            if record is not None:
-                await complete_if_done(conn, record.id, now)
+            if record is not None and await complete_if_done(conn, record.id, now):
+                await webhooks.emit_completed(conn, record.app_id, record.id, now)
+
+    def _events(
+        self, record: NotificationRecord, deactivated: list[tuple[str, str]]
+    ) -> list[webhooks.Event]:
+        failed = DeliveryStatus.FAILED.value
+        events = [
+            webhooks.Event(
+                webhooks.EventType.DELIVERY_FAILED,
+                {
+                    "notification_id": record.id,
+                    "device_id": row["b_device"],
+                    "platform": self.platform.value,
+                    "reason": row["b_reason"],
+                },
+            )
+            for row in self.finals
+            if row["b_status"] == failed
+        ]
+        events += [
+            webhooks.Event(
+                webhooks.EventType.DEVICE_DEACTIVATED,
+                {"device_id": device_id, "platform": self.platform.value, "reason": reason},
+            )
+            for device_id, reason in deactivated
+        ]
+        return events
 
     def _job(self, device_ids: list[str], due: datetime) -> queue.NewJob:
         payload = {**self.job.payload, "devices": device_ids}
@@ -224,22 +251,29 @@ class OutcomeWriter:
                 [{"b_device": r.device_id, "b_reason": r.reason[:REASON_LENGTH]} for r in again],
             )
 
-    async def _write_devices(self, conn: AsyncConnection, app_id: str, now: datetime) -> None:
+    async def _write_devices(
+        self, conn: AsyncConnection, app_id: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        """Deactivate dead tokens and move replaced ones; returns who was deactivated."""
+        deactivated = []
         for device_id, reason, since in self.deactivate:
             query = devices.update().where(devices.c.app_id == app_id, devices.c.id == device_id)
             if since is not None:
                 # Re-registered after the service declared the token dead: keep it.
                 query = query.where(devices.c.last_seen <= since)
-            await conn.execute(
-                query.values(
+            result = await conn.execute(
+                query.where(devices.c.active.is_(True)).values(
                     active=False,
                     deactivated_reason=reason[:REASON_LENGTH],
                     deactivated_at=now,
                     updated_at=now,
                 )
             )
+            if result.rowcount:
+                deactivated.append((device_id, reason))
         for device_id, new_token in self.replace:
             await _replace_token(conn, app_id, device_id, new_token, now)
+        return deactivated
 
 
 async def _set_due(

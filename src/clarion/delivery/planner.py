@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clarion.model.audience import Audience
 from clarion.model.notification import NotificationSpec, parse_notification
 from clarion.model.policy import device_suppression
-from clarion.store import queue
+from clarion.store import queue, webhooks
 from clarion.store.audience import audience_page
 from clarion.store.db import Database
 from clarion.store.notifications import (
@@ -85,8 +85,8 @@ async def plan_chunk(
         advanced = await _advance(conn, record, page[-1].id if page else None, len(page), done)
         if not advanced:
             raise PlanConflict(notification_id)
-        if done:
-            await complete_if_done(conn, notification_id, now)
+        if done and await complete_if_done(conn, notification_id, now):
+            await webhooks.emit_completed(conn, app_id, notification_id, now)
         return ChunkResult(len(page), queued, done)
 
 
