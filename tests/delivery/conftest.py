@@ -91,7 +91,9 @@ async def pipeline(database: Database, tmp_path: Path, clock: FakeClock) -> Asyn
         apns_transport = HttpxTransport(ca_file=apns.ca_file)
         providers = StaticProviders({})
         worker = Worker(database, providers, clock, poll_interval=0.01)
-        services = Services(settings, database, clock, on_enqueue=worker.wake)
+        services = Services(
+            settings, database, clock, on_enqueue=worker.wake, metrics=worker.metrics
+        )
         asgi = httpx.ASGITransport(app=create_app(services))
         async with httpx.AsyncClient(transport=asgi, base_url="http://clarion.test") as api:
             app = await create_test_app(api)

@@ -323,3 +323,17 @@ async def test_deliveries_page_with_a_cursor_and_filter(pipeline: Pipeline) -> N
     assert len(seen) == 6
     sent = await pipeline.deliveries(notification_id, status="sent")
     assert len(sent) == 5
+
+
+async def test_metrics_report_outcomes_latency_and_queue(pipeline: Pipeline) -> None:
+    await pipeline.register_webpush(user_id="u-1", consent=GRANTED)
+    pipeline.webpush.state.faults.set_all(Fault(status=503, headers={"Retry-After": "300"}))
+    await pipeline.send({"audience": {"users": ["u-1"]}, "content": {"title": "x"}})
+    await pipeline.worker.run_until_idle()
+    pipeline.clock.advance(3600)  # the retry is now due and waiting
+    text = (await pipeline.api.get("/metrics")).text
+    assert 'clarion_deliveries_total{outcome="retry",provider="webpush"} 1.0' in text
+    assert 'clarion_provider_latency_seconds_count{provider="webpush"} 1.0' in text
+    assert "clarion_queue_due_jobs 1.0" in text
+    assert "clarion_queue_oldest_due_age_seconds" in text
+    assert "clarion_planned_devices_total 1.0" in text

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from clarion.clock import Clock
 from clarion.config import Settings
+from clarion.delivery.metrics import DeliveryMetrics
 from clarion.model.consent import RequestOrigin
 from clarion.model.device import TokenPolicy
 from clarion.store.db import Database
@@ -21,6 +22,8 @@ class Services:
     clock: Clock
     on_enqueue: Callable[[], None] = field(default=lambda: None)
     """Called after the API queued work, so an in-process worker starts at once."""
+    metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
+    """This process's metrics (shared with its in-process worker)."""
 
     @property
     def token_policy(self) -> TokenPolicy:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.clock import Clock
+from clarion.delivery.metrics import DeliveryMetrics
 from clarion.model.outcome import (
     AuthFailed,
     InvalidToken,
@@ -63,14 +64,14 @@ class OutcomeWriter:
         job: queue.Job,
         owner: str,
         platform: Platform,
-        stats: Any,
+        metrics: DeliveryMetrics,
     ) -> None:
         self.database = database
         self.clock = clock
         self.job = job
         self.owner = owner
         self.platform = platform
-        self.stats = stats
+        self.metrics = metrics
         self.finals: list[dict[str, Any]] = []
         self.retried: list[_Retried] = []
         self.waiting: list[str] = []
@@ -100,7 +101,7 @@ class OutcomeWriter:
                 "b_tried": 1 if attempted else 0,
             }
         )
-        self.stats.count(self.platform.value, reason or status.value)
+        self.metrics.count(self.platform.value, reason or status.value)
 
     def wait(self, device_ids: list[str], until: datetime) -> None:
         self.waiting += device_ids
@@ -129,10 +130,10 @@ class OutcomeWriter:
             case AuthFailed(reason=reason):
                 self.auth_failure = reason
                 self.waiting.append(pending.device_id)
-                self.stats.count(self.platform.value, "auth_failed")
+                self.metrics.count(self.platform.value, "auth_failed")
             case Retry(reason=reason, after=after):
                 self.retried.append(_Retried(pending.device_id, pending.attempts, reason, after))
-                self.stats.count(self.platform.value, "retry")
+                self.metrics.count(self.platform.value, "retry")
 
     async def commit(self, record: NotificationRecord | None) -> None:
         now = self.clock.now()

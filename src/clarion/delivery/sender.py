@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from clarion.clock import Clock
 from clarion.delivery.lookup import Missing, Paused, ProviderLookup, Ready
+from clarion.delivery.metrics import DeliveryMetrics
 from clarion.delivery.outcomes import OutcomeWriter, Pending
 from clarion.delivery.planner import SEND_JOB, load_spec
 from clarion.model.message import Message, Recipient, WebPushSubscription
@@ -64,18 +65,6 @@ class BatchRow:
     last_seen: datetime | None
 
 
-@dataclass(slots=True)
-class SenderStats:
-    """Counters read by /metrics."""
-
-    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
-    latencies: list[float] = field(default_factory=list)
-
-    def count(self, platform: str, outcome: str, n: int = 1) -> None:
-        key = (platform, outcome)
-        self.outcomes[key] = self.outcomes.get(key, 0) + n
-
-
 class Sender:
     def __init__(
         self,
@@ -83,12 +72,12 @@ class Sender:
         providers: ProviderLookup,
         clock: Clock,
         *,
-        stats: SenderStats | None = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self.database = database
         self.providers = providers
         self.clock = clock
-        self.stats = stats or SenderStats()
+        self.metrics = metrics or DeliveryMetrics()
         self._specs: dict[str, NotificationSpec] = {}
 
     async def run(self, job: queue.Job, owner: str) -> None:
@@ -99,7 +88,7 @@ class Sender:
         async with self.database.read() as conn:
             record = await get_notification(conn, job.app_id, notification_id)
             rows = await _load_batch(conn, notification_id, device_ids) if record else []
-        writer = OutcomeWriter(self.database, self.clock, job, owner, platform, self.stats)
+        writer = OutcomeWriter(self.database, self.clock, job, owner, platform, self.metrics)
         if record is None or not rows:
             await writer.commit(record)
             return
@@ -186,7 +175,7 @@ class Sender:
                 outcome = await state.provider.send(message, recipient)
             except Exception as exc:  # a provider bug must not lose the batch
                 outcome = Retry(f"provider_error: {type(exc).__name__}")
-            self.stats.latencies.append(self.clock.monotonic() - started)
+            self.metrics.observe_latency(platform.value, self.clock.monotonic() - started)
         return outcome
 
     def _spec(self, record: NotificationRecord) -> NotificationSpec:
@@ -220,4 +209,4 @@ async def _load_batch(conn: Any, notification_id: str, device_ids: list[str]) ->
     return [BatchRow(*row) for row in await conn.execute(query)]
 
 
-__all__ = ["SEND_JOB", "Sender", "SenderStats", "Suppression", "push_id"]
+__all__ = ["SEND_JOB", "Sender", "Suppression", "push_id"]

@@ -21,8 +21,9 @@ from typing import Any
 
 from clarion.clock import Clock
 from clarion.delivery.lookup import ProviderLookup
+from clarion.delivery.metrics import DeliveryMetrics
 from clarion.delivery.planner import PlanConflict, plan_chunk
-from clarion.delivery.sender import SEND_JOB, Sender, SenderStats
+from clarion.delivery.sender import SEND_JOB, Sender
 from clarion.model.retry import backoff_bound
 from clarion.store import queue
 from clarion.store.db import Database
@@ -52,7 +53,7 @@ class Worker:
         concurrency: int = 8,
         lease: timedelta = LEASE,
         poll_interval: float = POLL_INTERVAL,
-        stats: SenderStats | None = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -60,7 +61,8 @@ class Worker:
         self.concurrency = concurrency
         self.lease = lease
         self.poll_interval = poll_interval
-        self.sender = Sender(database, providers, clock, stats=stats)
+        self.metrics = metrics or DeliveryMetrics()
+        self.sender = Sender(database, providers, clock, metrics=self.metrics)
         self.handlers: dict[str, Handler] = {PLAN_JOB: self._plan, SEND_JOB: self._send}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -163,6 +165,7 @@ class Worker:
             except PlanConflict:
                 log.warning("another planner owns %s; leaving it", notification_id)
                 return
+            self.metrics.planned.inc(result.planned)
             if result.queued:
                 self.wake()
             if result.done:
