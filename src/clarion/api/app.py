@@ -6,7 +6,17 @@ from fastapi import FastAPI
 
 from clarion.api.errors import install_error_handlers
 from clarion.api.limits import BodyLimitMiddleware
-from clarion.api.routes import apps, consent_log, devices, events, health, notifications, users
+from clarion.api.routes import (
+    apps,
+    consent_log,
+    devices,
+    events,
+    health,
+    notifications,
+    providers,
+    users,
+    webhooks,
+)
 from clarion.api.services import Services
 
 
@@ -19,7 +29,18 @@ def create_app(services: Services) -> FastAPI:
     )
     api.state.services = services
     install_error_handlers(api)
-    for module in (health, apps, devices, users, consent_log, notifications, events):
+    routers = (
+        health,
+        apps,
+        devices,
+        users,
+        consent_log,
+        notifications,
+        events,
+        providers,
+        webhooks,
+    )
+    for module in routers:
         api.include_router(module.router)
     api.add_middleware(BodyLimitMiddleware, limit=services.settings.body_limit)
     return api

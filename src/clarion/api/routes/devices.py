@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clarion.api.auth import ClientApp, ServerApp
 from clarion.api.errors import not_found
+from clarion.api.routes.providers import check_device_url
 from clarion.api.serialize import consent_event_json, device_json
 from clarion.api.services import Services, request_origin, services
 from clarion.api.validation import Checks
@@ -98,6 +99,7 @@ async def register_device(
     checks.done()
     assert normalized is not None  # noqa: S101 - checks.done() raised otherwise
     token, subscription = normalized
+    await check_device_url(request, found, app.id, body.platform, token)
     registration = Registration(
         platform=body.platform, token=token, subscription=subscription, **clean
     )
