@@ -46,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument("name", help="the app's display name")
     create.add_argument("--timezone", default="UTC", help="the app's default time zone")
+    rotate = commands.add_parser(
+        "rotate-secret",
+        help="re-seal every provider credential under a new secret key",
+        description="Re-seal all credentials; the new key replaces ./var/secret.key or is printed.",
+    )
+    rotate.add_argument("--new-key", help="the new key (32 bytes, base64url); default: generated")
+    emulate = commands.add_parser(
+        "emulate",
+        help="run the six push-service emulators on loopback and print credentials for them",
+        description="Run APNs, FCM, Web Push, WNS, ADM and HMS emulators until Ctrl-C.",
+    )
+    emulate.add_argument("--dir", default="var/emulators", help="where ca.pem and bodies go")
     return parser
 
 
@@ -62,6 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_migrate(settings))
         print("database is up to date")
         return 0
+    if args.command == "rotate-secret":
+        from clarion.rotate import run_rotate_secret
+
+        return asyncio.run(run_rotate_secret(settings, args.new_key))
+    if args.command == "emulate":
+        from pathlib import Path
+
+        from clarion.emulate import run_emulate
+
+        return asyncio.run(run_emulate(Path(args.dir)))
     if args.command == "apps":
         return asyncio.run(_create_app(settings, args.name, args.timezone))
     return 2
