@@ -130,7 +130,7 @@ def _apns_certificate(
         checks.errors.append(FieldError("private_key", "does not match the certificate"))
     checks.done()
     assert cert is not None  # noqa: S101 - checks.done() raised otherwise
-    config.update(certificate=cert_pem, private_key=key_pem)
+    config.update(certificate=f"{cert_pem}\n", private_key=f"{key_pem}\n")
     expires = cert.not_valid_after_utc
     public = {k: v for k, v in config.items() if k not in ("certificate", "private_key")}
     public["certificate"] = {

@@ -113,8 +113,9 @@ def classify_address(address: str | IPAddress) -> AddressClass:
         (ip.is_multicast, AddressClass.MULTICAST),
         (ip in _SHARED, AddressClass.SHARED),
         (ip in _UNIQUE_LOCAL, AddressClass.UNIQUE_LOCAL),
+        (ip.is_reserved, AddressClass.RESERVED),
         (ip.is_private, AddressClass.PRIVATE),
-        (ip.is_reserved or not ip.is_global, AddressClass.RESERVED),
+        (not ip.is_global, AddressClass.RESERVED),
     )
     for matched, kind in checks:
         if matched:
