@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-workers", action="store_true", help="serve the API only")
     commands.add_parser(
+        "worker",
+        help="run a sender worker: plans and sends queued notifications",
+        description="Claim and run jobs from the store's queue until SIGTERM.",
+    )
+    commands.add_parser(
         "demo",
         help="run Clarion embedded, ready to try (what `make run` starts)",
         description="Run the API on the embedded default, migrating first.",
@@ -69,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
     if args.command in ("serve", "demo"):
-        return asyncio.run(_serve(settings, announce=args.command == "demo"))
+        workers = not getattr(args, "no_workers", False)
+        return asyncio.run(_serve(settings, announce=args.command == "demo", workers=workers))
+    if args.command == "worker":
+        return asyncio.run(_worker(settings))
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is up to date")
@@ -119,28 +127,68 @@ async def _create_app(settings: Settings, name: str, timezone: str) -> int:
     return 0
 
 
-async def _serve(settings: Settings, *, announce: bool) -> int:
+async def _serve(settings: Settings, *, announce: bool, workers: bool = True) -> int:
     import uvicorn
 
     from clarion.api.app import create_app
     from clarion.api.services import Services
+    from clarion.delivery.runtime import build_runtime
 
     database = Database(settings.database_url)
     if settings.is_sqlite:
         await migrate(database)
-    api = create_app(Services(settings=settings, database=database, clock=SystemClock()))
+    clock = SystemClock()
+    runtime = build_runtime(database, settings, clock)
+    worker = runtime.worker
+    services = Services(
+        settings=settings,
+        database=database,
+        clock=clock,
+        on_enqueue=worker.wake if workers else (lambda: None),
+        metrics=worker.metrics,
+    )
+    api = create_app(services)
     base = f"http://{settings.host}:{settings.port}"
-    print(f"Clarion API on {base}  (OpenAPI: {base}/openapi.json)")
+    print(f"Clarion API on {base}  (OpenAPI: {base}/openapi.json)", flush=True)
     if "admin_key" in settings.generated or announce:
         where = settings.data_dir / "admin.key"
-        print(f"admin key  {settings.admin_key}  (kept in {where})")
+        print(f"admin key  {settings.admin_key}  (kept in {where})", flush=True)
     config = uvicorn.Config(
         api, host=settings.host, port=settings.port, log_level="info", access_log=False
     )
+    stop = asyncio.Event()
+    worker_task = asyncio.create_task(worker.run(stop)) if workers else None
     try:
         await uvicorn.Server(config).serve()
     finally:
+        stop.set()
+        if worker_task is not None:
+            await worker_task
+        await runtime.aclose()
         await database.dispose()
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    import signal
+
+    from clarion.delivery.runtime import build_runtime
+
+    database = Database(settings.database_url)
+    clock = SystemClock()
+    runtime = build_runtime(database, settings, clock)
+    worker = runtime.worker
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"Clarion worker {worker.owner} started", flush=True)
+    try:
+        await worker.run(stop)
+    finally:
+        await runtime.aclose()
+        await database.dispose()
+    print(f"Clarion worker {worker.owner} stopped", flush=True)
     return 0
 
 
