@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,10 @@ from clarion.providers.base import HttpRequest, HttpResponse, TransportError
 AddressGuard = Callable[[str], bool]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
+
+_UNWANTED_DEFAULT_HEADERS = ("Expect:", "Content-Type:")
+"""Headers libcurl would invent: `Expect: 100-continue` (a round trip) and a form content type.
+An empty value only suppresses libcurl's own; a content type the request carries is kept."""
 
 
 def _system_trust() -> tuple[str | None, str | None]:
@@ -62,13 +67,24 @@ class _Exchange:
     `MAXFILESIZE`, which also stops bodies of unannounced length.
     """
 
-    __slots__ = ("chunks", "future", "guard", "handle", "lines", "loop", "method", "refused")
+    __slots__ = (
+        "chunks",
+        "future",
+        "guard",
+        "handle",
+        "lines",
+        "loop",
+        "method",
+        "refused",
+        "timeout_ms",
+    )
 
     def __init__(self, handle: pycurl.Curl, loop: asyncio.AbstractEventLoop) -> None:
         self.handle = handle
         self.loop = loop
         self.guard: AddressGuard | None = None
         self.method = ""
+        self.timeout_ms = 0
         self.future: asyncio.Future[HttpResponse] | None = None
         self.chunks: list[bytes] = []
         self.lines: list[bytes] = []
@@ -86,15 +102,12 @@ class _Exchange:
         elif method != "GET" and method != "HEAD":
             handle.setopt(pycurl.POSTFIELDS, request.body)
         handle.setopt(pycurl.URL, request.url)
-        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
+        timeout_ms = max(1, int(timeout * 1000))
+        if timeout_ms != self.timeout_ms:
+            handle.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+            self.timeout_ms = timeout_ms
         lines = [f"{name}: {value}" for name, value in request.headers]
-        lines.append("Expect:")
-        if method != "GET" and method != "HEAD":
-            for name, _value in request.headers:
-                if name.lower() == "content-type":
-                    break
-            else:
-                lines.append("Content-Type:")
+        lines += _UNWANTED_DEFAULT_HEADERS
         handle.setopt(pycurl.HTTPHEADER, lines)
 
     def _set_method(self, method: str, body: bytes) -> None:
@@ -192,7 +205,8 @@ class CurlTransport:
         self._max_response_bytes = max_response_bytes
         self._address_guard = address_guard
         self._trust = _system_trust()
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._free_slots = max_concurrency
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._idle: list[_Exchange] = []
@@ -209,19 +223,14 @@ class CurlTransport:
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         loop = self._loop or self._bind(asyncio.get_running_loop())
-        slots = self._slots
         timeout = request.timeout
-        if slots.locked():
-            started = loop.time()
-            await slots.acquire()
-            timeout -= loop.time() - started
+        if self._free_slots > 0 and not self._slot_waiters:
+            self._free_slots -= 1
         else:
-            await slots.acquire()
+            timeout = await self._wait_for_slot(loop, timeout)
         try:
             if self._closed:
                 raise TransportError("transport is closed")
-            if timeout <= 0:
-                raise TransportError(f"timed out after {request.timeout}s waiting for a free slot")
             exchange = self._idle.pop() if self._idle else self._new_exchange(loop)
             future: asyncio.Future[HttpResponse] = loop.create_future()
             exchange.start(request, timeout, future)
@@ -233,7 +242,7 @@ class CurlTransport:
                 if future.cancelled():
                     self._abandon(exchange)
         finally:
-            slots.release()
+            self._release_slot()
 
     async def aclose(self) -> None:
         """Fail what is in flight, close every connection and handle."""
@@ -257,6 +266,33 @@ class CurlTransport:
         self._idle.clear()
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, budget: float) -> float:
+        """Queue for a request slot (first come, first served); returns the time left."""
+        started = loop.time()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            async with asyncio.timeout(budget):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._release_slot()  # handed a slot just as we gave up: pass it on
+            else:
+                waiter.cancel()
+            if isinstance(exc, TimeoutError):
+                raise TransportError(f"timed out after {budget}s waiting for a free slot") from None
+            raise
+        return max(0.001, budget - (loop.time() - started))
+
+    def _release_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free_slots += 1
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
         self._loop = loop
