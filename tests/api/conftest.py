@@ -38,6 +38,11 @@ class AppKeys:
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
+async def no_dns(host: str, port: int) -> list[str]:
+    """Tests resolve nothing: no DNS query ever leaves the machine."""
+    return []
+
+
 def make_settings(database: Database, tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database.url,
@@ -54,7 +59,7 @@ def make_settings(database: Database, tmp_path: Path, **overrides: Any) -> Setti
 async def api(
     database: Database, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    services = Services(make_settings(database, tmp_path), database, clock)
+    services = Services(make_settings(database, tmp_path), database, clock, resolver=no_dns)
     transport = httpx.ASGITransport(app=create_app(services))
     async with httpx.AsyncClient(transport=transport, base_url="http://clarion.test") as client:
         yield client

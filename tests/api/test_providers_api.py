@@ -53,9 +53,10 @@ async def make_api(database: Database, tmp_path: Path, clock: FakeClock) -> Asyn
     clients: list[httpx.AsyncClient] = []
 
     async def make(**settings: Any) -> httpx.AsyncClient:
-        services = Services(make_settings(database, tmp_path, **settings), database, clock)
+        services = Services(
+            make_settings(database, tmp_path, **settings), database, clock, resolver=fake_resolver
+        )
         app = create_app(services)
-        app.state.resolver = fake_resolver
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://clarion.test"
         )

@@ -24,7 +24,7 @@ from clarion.providers.httpx_transport import HttpxTransport
 from clarion.providers.vapid import generate_vapid_keys
 from clarion.providers.webpush import WebPushCredentials, WebPushProvider
 from clarion.store.db import Database
-from tests.api.conftest import AppKeys, create_test_app, make_settings
+from tests.api.conftest import AppKeys, create_test_app, make_settings, no_dns
 
 
 @dataclass
@@ -92,7 +92,12 @@ async def pipeline(database: Database, tmp_path: Path, clock: FakeClock) -> Asyn
         providers = StaticProviders({})
         worker = Worker(database, providers, clock, poll_interval=0.01)
         services = Services(
-            settings, database, clock, on_enqueue=worker.wake, metrics=worker.metrics
+            settings,
+            database,
+            clock,
+            on_enqueue=worker.wake,
+            metrics=worker.metrics,
+            resolver=no_dns,
         )
         asgi = httpx.ASGITransport(app=create_app(services))
         async with httpx.AsyncClient(transport=asgi, base_url="http://clarion.test") as api:

@@ -12,6 +12,7 @@ from clarion.config import Settings
 from clarion.delivery.metrics import DeliveryMetrics
 from clarion.model.consent import RequestOrigin
 from clarion.model.device import TokenPolicy
+from clarion.providers.outbound import Resolver, system_resolver
 from clarion.store.db import Database
 
 
@@ -24,6 +25,8 @@ class Services:
     """Called after the API queued work, so an in-process worker starts at once."""
     metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
     """This process's metrics (shared with its in-process worker)."""
+    resolver: Resolver = system_resolver
+    """DNS for registration-time endpoint checks (tests inject a fake: no query leaves)."""
 
     @property
     def token_policy(self) -> TokenPolicy:

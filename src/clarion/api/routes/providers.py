@@ -24,7 +24,7 @@ from clarion.api.auth import ClientApp, ServerApp
 from clarion.api.errors import field_problem, not_found
 from clarion.api.services import Services, services
 from clarion.model.platform import Platform
-from clarion.providers.outbound import OutboundPolicy, Resolver, resolve_public, system_resolver
+from clarion.providers.outbound import OutboundPolicy, Resolver, resolve_public
 from clarion.providers.registry import InvalidCredentialBody, validate_credentials
 from clarion.store import credentials as credential_store
 from clarion.store.credentials import StoredCredential
@@ -40,8 +40,8 @@ def outbound_policy(found: Services) -> OutboundPolicy:
 
 
 def resolver(request: Request) -> Resolver:
-    """The DNS resolver for registration checks; tests put a fake on `app.state.resolver`."""
-    found: Resolver = getattr(request.app.state, "resolver", system_resolver)
+    """The DNS resolver for registration checks (`Services.resolver`)."""
+    found: Resolver = request.app.state.services.resolver
     return found
 
 

@@ -45,7 +45,7 @@ async def create_webhook(app: ServerApp, body: CreateWebhook, found: Found) -> d
         if name not in EVENT_NAMES:
             raise FieldError(f"events.{index}", f"{name!r} is not an event type")
     policy = OutboundPolicy(allow_private=found.settings.allow_private_endpoints)
-    await resolve_public(body.url, policy, field="url", allow_list=False)
+    await resolve_public(body.url, policy, field="url", allow_list=False, resolver=found.resolver)
     async with found.database.write() as conn:
         hook, secret = await store.create_webhook(
             conn,
