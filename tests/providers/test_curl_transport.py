@@ -284,6 +284,18 @@ async def test_methods_headers_and_binary_bodies_go_out_unchanged(
     assert results[0].x_token == "a b"
 
 
+async def test_header_injection_and_non_ascii_headers_are_refused_before_sending(
+    site: _Site, server: EmulatorServer, transport: CurlTransport
+) -> None:
+    injected = HttpRequest("GET", server.url + "/echo", (("x-token", "a\r\nx-admin: 1"),))
+    accented = HttpRequest("GET", server.url + "/echo", (("x-token", "café"),))
+    for request in (injected, accented):
+        with pytest.raises(TransportError, match="cannot send GET"):
+            await transport.request(request)
+    assert site.hits == []
+    assert (await transport.request(_get(server, "/echo"))).status == 200
+
+
 async def test_cancelled_request_gives_its_slot_back(
     server: EmulatorServer,
 ) -> None:
@@ -328,15 +340,17 @@ async def test_closing_fails_requests_in_flight(site: _Site, server: EmulatorSer
 
 
 class _DroppingH2Server:
-    """HTTP/2 over TLS that cuts its first connection in the middle of `drop_after` answers.
+    """HTTP/2 over TLS that aborts its first TCP connection once `drop_after` requests arrived.
 
-    On the first connection every request gets its status and half a body,
-    then the TCP connection is aborted once `drop_after` requests arrived.
+    On that connection the first `answered` requests get a full 200; the
+    others get their status and half a body (`half_answer`) or nothing.
     Later connections answer every request with 200; `connections` counts them.
     """
 
-    def __init__(self, drop_after: int) -> None:
+    def __init__(self, drop_after: int, *, answered: int = 0, half_answer: bool = True) -> None:
         self.drop_after = drop_after
+        self.answered = answered
+        self.half_answer = half_answer
         self.connections = 0
         self.tls = make_tls_files()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -392,11 +406,11 @@ class _DroppingH2Server:
                     h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, StreamEnded):
                     received += 1
-                    if dropping:
+                    if not dropping or received <= self.answered:
+                        h2.send_headers(event.stream_id, [(":status", "200")], end_stream=True)
+                    elif self.half_answer:
                         h2.send_headers(event.stream_id, [(":status", "200")])
                         h2.send_data(event.stream_id, b"half a bo")
-                    else:
-                        h2.send_headers(event.stream_id, [(":status", "200")], end_stream=True)
             writer.write(h2.data_to_send())
             await writer.drain()
             if dropping and received >= self.drop_after:
@@ -428,6 +442,19 @@ async def test_dropped_connection_fails_only_its_own_requests_and_the_next_one_r
     assert bystander.status == 200
     assert after.status == 200
     assert dropping.connections == 2
+
+
+async def test_reused_connection_dying_before_any_answer_byte_is_retried_once_by_libcurl() -> None:
+    async with _DroppingH2Server(drop_after=2, answered=1, half_answer=False) as server:
+        transport = CurlTransport(ca_file=server.ca_file)
+        try:
+            request = HttpRequest("POST", server.url + "/3/device/ab", body=b"{}", timeout=5.0)
+            first = await transport.request(request)
+            resent = await transport.request(request)
+        finally:
+            await transport.aclose()
+    assert (first.status, resent.status) == (200, 200)
+    assert server.connections == 2
 
 
 def test_header_parsing_keeps_only_the_final_response_and_joins_repeats() -> None:

@@ -11,170 +11,48 @@ How it is driven: libcurl tells us which sockets to watch (socket callback ->
 `loop.call_later`). Those callbacks only record and schedule: libcurl forbids
 re-entering `socket_action` from inside its own callbacks. Each readiness
 event or timer calls `socket_action`, then `info_read` hands back finished
-transfers, which resolve their futures. Easy handles are pooled and keep
-their fixed options between requests.
+transfers, which resolve their futures. Easy handles are pooled (see
+`curl_exchange`) and keep their fixed options between requests.
 
 Guarantees: a timeout on every request (queueing for a slot included),
 redirects returned as they are, response bodies capped (`max_response_bytes`),
-header names in lower case, one failed stream or dropped connection failing
-only its own requests, each with `TransportError`. An optional
-`address_guard` sees the IP address of every new connection before it is
-opened and can refuse it (SSRF protection at send time).
+header names in lower case, header values with line breaks refused, one
+failed stream or dropped connection failing only its own requests, each
+with `TransportError`. An optional `address_guard` sees the IP address of
+every new connection before it is opened and can refuse it (SSRF protection
+at send time).
+
+One libcurl behaviour callers should know: when a *reused* connection dies
+before any byte of a request's answer arrived, or the server refused the
+stream (HTTP/2 REFUSED_STREAM, streams above a GOAWAY's last id), libcurl
+sends that request again once on a fresh connection instead of failing it.
+A push may then reach the service twice, exactly as after a `Retry`; there
+is no libcurl option to turn this off in the version we ship.
+
+Where the time goes (bench/transport.py, nginx on loopback): about 60% of a
+request's CPU is libcurl itself (HTTP/2 + TLS framing, one `send()` per
+request), the rest is this module and asyncio (a future per request, header
+parsing, handle options).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 import pycurl
 
 from clarion.providers.base import HttpRequest, HttpResponse, TransportError
+from clarion.providers.curl_exchange import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AddressGuard,
+    CurlExchange,
+    parse_headers,
+    system_trust,
+)
 
-AddressGuard = Callable[[str], bool]
-
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
-
-_UNWANTED_DEFAULT_HEADERS = ("Expect:", "Content-Type:")
-"""Headers libcurl would invent: `Expect: 100-continue` (a round trip) and a form content type.
-An empty value only suppresses libcurl's own; a content type the request carries is kept."""
-
-
-def _system_trust() -> tuple[str | None, str | None]:
-    """The platform's CA bundle and directory.
-
-    The libcurl bundled with the pycurl wheel looks for a Red Hat path by
-    default, so the Debian/Alpine/macOS locations Python knows are passed on.
-    """
-    paths = ssl.get_default_verify_paths()
-    cafile = next(
-        (f for f in (paths.cafile, paths.openssl_cafile) if f and Path(f).is_file()), None
-    )
-    capath = next((d for d in (paths.capath, paths.openssl_capath) if d and Path(d).is_dir()), None)
-    return cafile, capath
-
-
-class _Exchange:
-    """One pooled easy handle and the request it currently carries.
-
-    libcurl appends header lines and body chunks straight onto two lists
-    (`list.append` is a C callable: no Python frame per line); they are
-    parsed once, when the transfer is done. The body cap is libcurl's
-    `MAXFILESIZE`, which also stops bodies of unannounced length.
-    """
-
-    __slots__ = (
-        "chunks",
-        "future",
-        "guard",
-        "handle",
-        "lines",
-        "loop",
-        "method",
-        "refused",
-        "timeout_ms",
-    )
-
-    def __init__(self, handle: pycurl.Curl, loop: asyncio.AbstractEventLoop) -> None:
-        self.handle = handle
-        self.loop = loop
-        self.guard: AddressGuard | None = None
-        self.method = ""
-        self.timeout_ms = 0
-        self.future: asyncio.Future[HttpResponse] | None = None
-        self.chunks: list[bytes] = []
-        self.lines: list[bytes] = []
-        self.refused: str | None = None
-
-    def start(
-        self, request: HttpRequest, timeout: float, future: asyncio.Future[HttpResponse]
-    ) -> None:
-        """Point the handle at `request`; only the options that vary are set."""
-        handle = self.handle
-        self.future = future
-        method = request.method
-        if method != self.method:
-            self._set_method(method, request.body)
-        elif method != "GET" and method != "HEAD":
-            handle.setopt(pycurl.POSTFIELDS, request.body)
-        handle.setopt(pycurl.URL, request.url)
-        timeout_ms = max(1, int(timeout * 1000))
-        if timeout_ms != self.timeout_ms:
-            handle.setopt(pycurl.TIMEOUT_MS, timeout_ms)
-            self.timeout_ms = timeout_ms
-        lines = [f"{name}: {value}" for name, value in request.headers]
-        lines += _UNWANTED_DEFAULT_HEADERS
-        handle.setopt(pycurl.HTTPHEADER, lines)
-
-    def _set_method(self, method: str, body: bytes) -> None:
-        handle = self.handle
-        handle.unsetopt(pycurl.CUSTOMREQUEST)
-        handle.setopt(pycurl.NOBODY, 0)
-        if method == "GET":
-            handle.setopt(pycurl.HTTPGET, 1)
-        elif method == "HEAD":
-            handle.setopt(pycurl.NOBODY, 1)
-        else:
-            handle.setopt(pycurl.POSTFIELDS, body)
-            if method != "POST":
-                handle.setopt(pycurl.CUSTOMREQUEST, method)
-        self.method = method
-
-    def reset(self) -> None:
-        self.future = None
-        self.chunks.clear()
-        self.lines.clear()
-        self.refused = None
-
-    def open_socket(self, purpose: int, address: pycurl.CurlSockAddr) -> socket.socket | int:
-        """libcurl's socket opener: consult the guard before any connect."""
-        host = str(address.addr[0]) if isinstance(address.addr, tuple) else ""
-        guard = self.guard
-        try:
-            allowed = guard is None or guard(host)
-        except Exception:
-            allowed = False
-        if not allowed:
-            self.refused = host
-            return pycurl.SOCKET_BAD
-        sock = socket.socket(address.family, address.socktype, address.protocol)
-        # pycurl dup()s the descriptor; our copy is closed once the callback returned.
-        self.loop.call_soon(sock.close)
-        return sock
-
-    def response(self) -> HttpResponse:
-        chunks = self.chunks
-        return HttpResponse(
-            self.handle.getinfo(pycurl.RESPONSE_CODE),
-            parse_headers(self.lines),
-            (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if chunks else b"",
-        )
-
-    def error(self, code: int, message: str, limit: int) -> TransportError:
-        if self.refused is not None:
-            return TransportError(f"connection to {self.refused} refused by the address guard")
-        if code == pycurl.E_FILESIZE_EXCEEDED:
-            return TransportError(f"response body over {limit} bytes")
-        return TransportError(f"curl error {code}: {message}")
-
-
-def parse_headers(lines: list[bytes]) -> dict[str, str]:
-    """The header lines of the final response (after any 1xx), names in lower case."""
-    headers: dict[str, str] = {}
-    for raw in lines:
-        if raw[:5] == b"HTTP/":
-            headers = {}
-            continue
-        name, sep, value = raw.partition(b":")
-        if sep:
-            key = name.decode("latin-1").lower()
-            text = value.strip().decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return headers
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AddressGuard", "CurlTransport", "parse_headers"]
 
 
 class CurlTransport:
@@ -204,13 +82,13 @@ class CurlTransport:
         self._client_cert = client_cert
         self._max_response_bytes = max_response_bytes
         self._address_guard = address_guard
-        self._trust = _system_trust()
+        self._trust = system_trust()
         self._free_slots = max_concurrency
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._idle: list[_Exchange] = []
-        self._active: dict[pycurl.Curl, _Exchange] = {}
+        self._idle: list[CurlExchange] = []
+        self._active: dict[pycurl.Curl, CurlExchange] = {}
         self._watching: dict[int, int] = {}
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_soon = False
@@ -233,7 +111,11 @@ class CurlTransport:
                 raise TransportError("transport is closed")
             exchange = self._idle.pop() if self._idle else self._new_exchange(loop)
             future: asyncio.Future[HttpResponse] = loop.create_future()
-            exchange.start(request, timeout, future)
+            try:
+                exchange.start(request, timeout, future)
+            except (ValueError, pycurl.error) as exc:  # UnicodeEncodeError is a ValueError
+                self._recycle(exchange)
+                raise TransportError(f"cannot send {request.method} {request.url}: {exc}") from exc
             self._active[exchange.handle] = exchange
             self._multi.add_handle(exchange.handle)
             try:
@@ -298,9 +180,9 @@ class CurlTransport:
         self._loop = loop
         return loop
 
-    def _new_exchange(self, loop: asyncio.AbstractEventLoop) -> _Exchange:
+    def _new_exchange(self, loop: asyncio.AbstractEventLoop) -> CurlExchange:
         handle = pycurl.Curl()
-        exchange = _Exchange(handle, loop)
+        exchange = CurlExchange(handle, loop)
         setopt = handle.setopt
         setopt(pycurl.NOSIGNAL, 1)
         setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
@@ -325,13 +207,13 @@ class CurlTransport:
             setopt(pycurl.OPENSOCKETFUNCTION, exchange.open_socket)
         return exchange
 
-    def _abandon(self, exchange: _Exchange) -> None:
+    def _abandon(self, exchange: CurlExchange) -> None:
         """Detach a request whose caller stopped waiting (cancelled)."""
         if self._active.pop(exchange.handle, None) is not None:
             self._multi.remove_handle(exchange.handle)
             self._recycle(exchange)
 
-    def _recycle(self, exchange: _Exchange) -> None:
+    def _recycle(self, exchange: CurlExchange) -> None:
         exchange.reset()
         if not self._closed:
             self._idle.append(exchange)
