@@ -44,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
         help="apply database migrations (PostgreSQL deployments run this on upgrade)",
         description="Bring the database schema to the latest version.",
     )
+    send = commands.add_parser(
+        "send",
+        help="send a notification from the terminal and show its progress",
+        description="Send through a running Clarion's API and watch the funnel fill.",
+    )
+    from clarion.send_cli import add_arguments
+
+    add_arguments(send)
     apps = commands.add_parser("apps", help="manage apps", description="Manage apps.")
     app_commands = apps.add_subparsers(dest="apps_command", metavar="ACTION", required=True)
     create = app_commands.add_parser(
@@ -76,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("serve", "demo"):
         workers = not getattr(args, "no_workers", False)
         return asyncio.run(_serve(settings, announce=args.command == "demo", workers=workers))
+    if args.command == "send":
+        from clarion.send_cli import run_send
+
+        return run_send(args, settings)
     if args.command == "worker":
         return asyncio.run(_worker(settings))
     if args.command == "migrate":
@@ -128,15 +140,41 @@ async def _create_app(settings: Settings, name: str, timezone: str) -> int:
 
 
 async def _serve(settings: Settings, *, announce: bool, workers: bool = True) -> int:
+    """Serve the API (and a worker); `announce` is the demo: emulators and a ready app."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        demo_text = ""
+        if announce:
+            from clarion.demo import demo_settings
+            from clarion.emulate import running_emulators
+
+            emulators = await stack.enter_async_context(
+                running_emulators(settings.data_dir / "emulators")
+            )
+            settings = demo_settings(settings, emulators)
+        database = Database(settings.database_url)
+        stack.push_async_callback(database.dispose)
+        if settings.is_sqlite:
+            await migrate(database)
+        if announce:
+            from clarion.demo import instructions, prepare_demo_app
+
+            demo = await prepare_demo_app(database, settings, SystemClock(), emulators)
+            demo_text = instructions(f"http://{settings.host}:{settings.port}", demo)
+        await _run_api(settings, database, workers=workers, announce=announce, extra=demo_text)
+    return 0
+
+
+async def _run_api(
+    settings: Settings, database: Database, *, workers: bool, announce: bool, extra: str
+) -> None:
     import uvicorn
 
     from clarion.api.app import create_app
     from clarion.api.services import Services
     from clarion.delivery.runtime import build_runtime
 
-    database = Database(settings.database_url)
-    if settings.is_sqlite:
-        await migrate(database)
     clock = SystemClock()
     runtime = build_runtime(database, settings, clock)
     worker = runtime.worker
@@ -153,6 +191,8 @@ async def _serve(settings: Settings, *, announce: bool, workers: bool = True) ->
     if "admin_key" in settings.generated or announce:
         where = settings.data_dir / "admin.key"
         print(f"admin key  {settings.admin_key}  (kept in {where})", flush=True)
+    if extra:
+        print(extra, flush=True)
     config = uvicorn.Config(
         api, host=settings.host, port=settings.port, log_level="info", access_log=False
     )
@@ -165,8 +205,6 @@ async def _serve(settings: Settings, *, announce: bool, workers: bool = True) ->
         if worker_task is not None:
             await worker_task
         await runtime.aclose()
-        await database.dispose()
-    return 0
 
 
 async def _worker(settings: Settings) -> int:
