@@ -43,6 +43,7 @@ class Schedule:
     send_at: datetime
     local_time: str | None = None
     quiet_hours: QuietHoursMode = QuietHoursMode.DEFER
+    throttle_per_minute: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,30 +171,35 @@ def parse_content(value: Any, errors: _Errors, where: str = "content") -> Conten
     return content
 
 
+def _send_at(raw: Any, now: datetime, errors: _Errors) -> datetime:
+    """An aware instant within a year; a past one means now."""
+    if raw is None:
+        return now
+    try:
+        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        errors.items.append(FieldError("schedule.send_at", "must be an ISO 8601 instant"))
+        return now
+    if parsed.tzinfo is None:
+        errors.items.append(
+            FieldError("schedule.send_at", "must carry a zone, e.g. 2026-05-01T09:00:00Z")
+        )
+    elif parsed - now > MAX_SCHEDULE_AHEAD:
+        errors.items.append(FieldError("schedule.send_at", "is more than a year ahead"))
+    else:
+        return max(parsed.astimezone(UTC), now)
+    return now
+
+
 def _schedule(value: Any, now: datetime, errors: _Errors) -> Schedule:
     if value is None:
         return Schedule(send_at=now)
     if not isinstance(value, Mapping):
         errors.items.append(FieldError("schedule", "must be an object"))
         return Schedule(send_at=now)
-    for unknown in sorted(set(value) - {"send_at", "local_time", "quiet_hours"}):
+    for unknown in sorted(set(value) - SCHEDULE_KEYS):
         errors.items.append(FieldError(f"schedule.{unknown}", "is not a schedule field"))
-    send_at = now
-    raw = value.get("send_at")
-    if raw is not None:
-        try:
-            parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        except ValueError:
-            errors.items.append(FieldError("schedule.send_at", "must be an ISO 8601 instant"))
-        else:
-            if parsed.tzinfo is None:
-                errors.items.append(
-                    FieldError("schedule.send_at", "must carry a zone, e.g. 2026-05-01T09:00:00Z")
-                )
-            elif parsed - now > MAX_SCHEDULE_AHEAD:
-                errors.items.append(FieldError("schedule.send_at", "is more than a year ahead"))
-            else:
-                send_at = max(parsed.astimezone(UTC), now)
+    send_at = _send_at(value.get("send_at"), now, errors)
     local_time = value.get("local_time")
     if local_time is not None:
         errors.check(parse_hhmm, local_time, "schedule.local_time")
@@ -205,8 +211,23 @@ def _schedule(value: Any, now: datetime, errors: _Errors) -> Schedule:
             errors.items.append(
                 FieldError("schedule.quiet_hours", "must be one of defer, drop, ignore")
             )
-    return Schedule(send_at=send_at, local_time=local_time, quiet_hours=mode)
+    throttle = value.get("throttle_per_minute")
+    if throttle is not None and (
+        not isinstance(throttle, int)
+        or isinstance(throttle, bool)
+        or not 1 <= throttle <= MAX_THROTTLE
+    ):
+        errors.items.append(
+            FieldError("schedule.throttle_per_minute", f"must be from 1 to {MAX_THROTTLE}")
+        )
+        throttle = None
+    return Schedule(
+        send_at=send_at, local_time=local_time, quiet_hours=mode, throttle_per_minute=throttle
+    )
 
+
+SCHEDULE_KEYS = {"send_at", "local_time", "quiet_hours", "throttle_per_minute"}
+MAX_THROTTLE = 1_000_000
 
 _TOP_KEYS = {
     "audience",
@@ -323,6 +344,8 @@ def spec_json(spec: NotificationSpec) -> dict[str, Any]:
     }
     if spec.schedule.local_time:
         schedule["local_time"] = spec.schedule.local_time
+    if spec.schedule.throttle_per_minute:
+        schedule["throttle_per_minute"] = spec.schedule.throttle_per_minute
     data: dict[str, Any] = {
         "audience": spec.audience.as_json(),
         "content": content_json(spec.content),
