@@ -38,7 +38,7 @@ SECRET = b"s" * 32
 LEASE_SECONDS = 4
 
 
-async def _seed(database: Database, apns: ApnsEmulator) -> tuple[str, str]:
+async def _seed(database: Database, apns: ApnsEmulator, count: int = DEVICES) -> tuple[str, str]:
     now = datetime.now(UTC)
     async with database.write() as conn:
         app, _, _ = await app_store.create_app(conn, name="Crash", now=now)
@@ -55,7 +55,7 @@ async def _seed(database: Database, apns: ApnsEmulator) -> tuple[str, str]:
             conn, Sealer(SECRET), app.id, "apns", config, public={}, expires_at=None, now=now
         )
         rows = []
-        for index in range(DEVICES):
+        for index in range(count):
             token = secrets.token_hex(32)
             rows.append(
                 {
