@@ -23,6 +23,7 @@ from clarion.model.device import Device, Registration
 from clarion.model.ids import new_id
 from clarion.model.message import WebPushSubscription
 from clarion.model.platform import Platform
+from clarion.model.version import version_key
 from clarion.store import consent as ledger
 from clarion.store.schema import device_topics, devices
 
@@ -121,6 +122,7 @@ async def _insert(
         "locale": reg.locale,
         "timezone": reg.timezone,
         "app_version": reg.app_version,
+        "app_version_key": version_key(reg.app_version),
         "tags": dict(reg.tags or {}),
         "consent": DEFAULT_CONSENT.value,
         "active": True,
@@ -163,6 +165,8 @@ async def _update_registration(
     for name in ("locale", "timezone", "app_version"):
         if getattr(reg, name) is not None:
             values[name] = getattr(reg, name)
+    if reg.app_version is not None:
+        values["app_version_key"] = version_key(reg.app_version)
     if reg.subscription is not None:
         values["push_keys"] = _keys(reg.subscription)
     if reg.tags is not None:
@@ -292,6 +296,8 @@ async def patch_device(
 ) -> Device | None:
     """Apply validated changes (user_id, locale, timezone, app_version, tags, active)."""
     values = dict(changes)
+    if "app_version" in values:
+        values["app_version_key"] = version_key(values["app_version"])
     if values.get("active") is True:
         values.update(deactivated_reason=None, deactivated_at=None)
     elif values.get("active") is False:

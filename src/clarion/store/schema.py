@@ -56,6 +56,7 @@ devices = sa.Table(
     sa.Column("locale", sa.String(35), nullable=True),
     sa.Column("timezone", sa.String(64), nullable=True),
     sa.Column("app_version", sa.String(64), nullable=True),
+    sa.Column("app_version_key", sa.String(512), nullable=True),
     sa.Column("tags", JsonType, nullable=False),
     sa.Column("consent", sa.String(16), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
@@ -67,6 +68,8 @@ devices = sa.Table(
     sa.UniqueConstraint("app_id", "platform", "token_hash"),
     sa.Index(None, "app_id", "user_id"),
     sa.Index(None, "app_id", "id"),
+    sa.Index(None, "app_id", "platform"),
+    sa.Index(None, "app_id", "last_seen"),
 )
 
 consent_events = sa.Table(
@@ -133,4 +136,16 @@ provider_credentials = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("app_id", sa.String(40), sa.ForeignKey("apps.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("filter", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("app_id", "name"),
 )
