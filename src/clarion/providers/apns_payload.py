@@ -62,6 +62,27 @@ class ApnsRequestParts:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class ApnsBody:
+    """The device-independent part of a request: the same for every device of a push.
+
+    Rendering it is most of the CPU of a request (building the payload dict,
+    JSON encoding), so a provider may reuse it across the devices of one
+    notification (see `ApnsProvider`). `leading_headers` are the first two
+    headers in wire order (push type, topic).
+    """
+
+    body: bytes
+    push_type: str
+    leading_headers: tuple[tuple[str, str], ...]
+    header_overrides: Mapping[str, str]
+    limit: int
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every payload: `json.dumps` with options builds a new one per call."""
+
+
 def render_parts(
     message: Message,
     *,
@@ -70,6 +91,17 @@ def render_parts(
     now: datetime,
 ) -> ApnsRequestParts:
     """Headers and JSON body for `message`; raises `ApnsMessageError`."""
+    body = render_body(message, bundle_id=bundle_id, token_auth=token_auth)
+    return ApnsRequestParts(
+        render_headers(message, body, now), body.body, body.push_type, body.limit
+    )
+
+
+def render_body(message: Message, *, bundle_id: str, token_auth: bool) -> ApnsBody:
+    """The payload and what follows from it alone; raises `ApnsMessageError`.
+
+    Reads `content`, `category` and `overrides` of the message, nothing else.
+    """
     overrides = dict(message.overrides)
     header_overrides = _header_overrides(overrides.pop("headers", None))
     content = message.content
@@ -80,21 +112,29 @@ def render_parts(
     if push_type in TOKEN_AUTH_ONLY and not token_auth:
         raise ApnsMessageError(f"push type {push_type!r} needs token auth")
     payload = deep_merge(build_payload(message, background=push_type == "background"), overrides)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    headers: tuple[tuple[str, str], ...] = (
+    leading = (
         ("apns-push-type", push_type),
         ("apns-topic", _topic(push_type, bundle_id, header_overrides)),
-        ("apns-priority", _priority(push_type, message.priority, header_overrides)),
-        ("apns-expiration", _expiration(message, now, header_overrides)),
+    )
+    limit = VOIP_PAYLOAD_LIMIT if push_type == "voip" else PAYLOAD_LIMIT
+    return ApnsBody(_ENCODER.encode(payload).encode(), push_type, leading, header_overrides, limit)
+
+
+def render_headers(message: Message, body: ApnsBody, now: datetime) -> tuple[tuple[str, str], ...]:
+    """The `apns-*` headers of `message` in wire order; raises `ApnsMessageError`."""
+    overrides = body.header_overrides
+    headers = (
+        *body.leading_headers,
+        ("apns-priority", _priority(body.push_type, message.priority, overrides)),
+        ("apns-expiration", _expiration(message, now, overrides)),
         ("apns-id", str(message.push_id)),
     )
-    collapse_id = header_overrides.get("apns-collapse-id", message.collapse_key)
+    collapse_id = overrides.get("apns-collapse-id", message.collapse_key)
     if collapse_id:
         if len(collapse_id.encode()) > MAX_COLLAPSE_ID_BYTES:
             raise ApnsMessageError(f"collapse id is over {MAX_COLLAPSE_ID_BYTES} bytes")
         headers = (*headers, ("apns-collapse-id", collapse_id))
-    limit = VOIP_PAYLOAD_LIMIT if push_type == "voip" else PAYLOAD_LIMIT
-    return ApnsRequestParts(headers, body, push_type, limit)
+    return headers
 
 
 def build_payload(message: Message, *, background: bool) -> dict[str, Any]:

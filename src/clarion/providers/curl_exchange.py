@@ -13,7 +13,6 @@ bodies of unannounced length as they reach it.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -26,9 +25,6 @@ from clarion.providers.base import HttpRequest, HttpResponse, TransportError
 AddressGuard = Callable[[str], bool]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
-
-_FORBIDDEN_IN_HEADERS = re.compile("[\r\n\x00]")
-"""Header injection guard: libcurl would put these on the wire as they are."""
 
 _UNWANTED_DEFAULT_HEADERS = ("Expect:", "Content-Type:")
 """Headers libcurl would invent: `Expect: 100-continue` (a round trip) and a form content type.
@@ -92,7 +88,10 @@ class CurlExchange:
             handle.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
         lines = [f"{name}: {value}" for name, value in request.headers]
-        if _FORBIDDEN_IN_HEADERS.search("".join(lines)):
+        joined = "".join(lines)
+        # Header injection guard: libcurl would put these on the wire as they are. Three
+        # `in` scans (memchr) cost less than one regex search over the JWT.
+        if "\r" in joined or "\n" in joined or "\x00" in joined:
             raise ValueError("a header contains a line break or NUL")
         lines += _UNWANTED_DEFAULT_HEADERS
         handle.setopt(pycurl.HTTPHEADER, lines)
