@@ -43,6 +43,7 @@ async def test_each_printed_credentials_body_is_valid_and_delivers_to_its_emulat
             "wns": f"{emulators.wns.url}/?token=device-1",
             "adm": "amzn1.adm-registration.v3.device-1",
             "hms": "hms-device-1",
+            "blackberry": "2100000a",
         }
         factory = curl_transport_factory(emulators.ca_file)
         message = Message(Content(title="Order shipped", body="Arrives Thursday"), uuid.uuid4())
@@ -107,10 +108,10 @@ def test_clarion_emulate_prints_urls_ca_file_and_bodies_and_stops_on_sigint(
         _, errors = process.communicate(timeout=30)
     output = "".join(lines)
     assert process.returncode == 0, errors
-    for name in ("apns", "fcm", "webpush", "wns", "adm", "hms"):
+    for name in ("apns", "fcm", "webpush", "wns", "adm", "hms", "blackberry"):
         assert f"  {name}: {{" in output
     assert f"CLARION_CA_FILE={tmp_path / 'emu' / 'tls' / 'ca.pem'}" in output
     assert "CLARION_ALLOW_PRIVATE_ENDPOINTS=1" in output
     assert output.count("https://127.0.0.1:") >= 6
     written = json.loads((tmp_path / "emu" / "credentials.json").read_text())
-    assert set(written) == {"apns", "fcm", "webpush", "wns", "adm", "hms"}
+    assert set(written) == {"apns", "fcm", "webpush", "wns", "adm", "hms", "blackberry"}

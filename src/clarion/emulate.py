@@ -1,7 +1,7 @@
-"""`clarion emulate`: all six push-service emulators in one process, ready to use.
+"""`clarion emulate`: every push-service emulator in one process, ready to use.
 
 Why: trying Clarion, or testing an app's backend in CI, should need no Apple,
-Google, Microsoft, Amazon or Huawei account. The emulators listen on
+Google, Microsoft, Amazon, Huawei or BlackBerry account. The emulators listen on
 127.0.0.1 with TLS (HTTP/2 where the real service has it); one throw-away CA
 signs all their certificates, so a Clarion started with
 
@@ -12,7 +12,8 @@ printed (and written to `credentials.json`) that can be PUT as is to
 `/v1/apps/{app}/providers/{provider}`; the bodies hold throw-away keys the
 emulators made, never real secrets. Devices: APNs takes any hex token, FCM
 and HMS any token, ADM any registration id, WNS any channel URI on its
-server, Web Push needs a subscription minted by its `/_emulator/subscriptions`.
+server, Web Push needs a subscription minted by its `/_emulator/subscriptions`,
+BlackBerry any PIN (8 hex digits) through its PAP gateway.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from clarion.emulators.adm import AdmEmulator
 from clarion.emulators.apns import ApnsEmulator
+from clarion.emulators.blackberry import BlackBerryEmulator
 from clarion.emulators.fcm import FcmEmulator
 from clarion.emulators.hms import HmsEmulator
 from clarion.emulators.server import EmulatorServer
@@ -43,7 +45,7 @@ HMS_APP_ID = "100000001"
 
 @dataclass(frozen=True, slots=True)
 class RunningEmulators:
-    """The six emulators, the CA bundle that trusts them, and a credentials body each."""
+    """The emulators, the CA bundle that trusts them, and a credentials body each."""
 
     apns: ApnsEmulator
     fcm: FcmEmulator
@@ -53,6 +55,7 @@ class RunningEmulators:
     hms: HmsEmulator
     ca_file: Path
     credentials: dict[str, dict[str, Any]]
+    blackberry: BlackBerryEmulator
 
     @property
     def urls(self) -> dict[str, str]:
@@ -63,6 +66,7 @@ class RunningEmulators:
             "wns": self.wns.url,
             "adm": self.adm.url,
             "hms": self.hms.url,
+            "blackberry": self.blackberry.url,
         }
 
 
@@ -76,9 +80,10 @@ async def running_emulators(directory: Path) -> AsyncIterator[RunningEmulators]:
     wns = WnsEmulator(tls=True, accept_unknown_channels=True)
     adm = AdmEmulator(tls=True, accept_unknown_registrations=True)
     hms = HmsEmulator(tls=True)
+    blackberry = BlackBerryEmulator(tls=True, accept_unknown_addresses=True)
     async with AsyncExitStack() as stack:
-        for emulator in (apns, fcm, webpush, wns, adm, hms):
-            # One CA for all six, so one CLARION_CA_FILE trusts every emulator.
+        for emulator in (apns, fcm, webpush, wns, adm, hms, blackberry):
+            # One CA for all of them, so one CLARION_CA_FILE trusts every emulator.
             server = emulator.server
             if isinstance(server, EmulatorServer):
                 server.tls_files = tls
@@ -114,9 +119,17 @@ async def running_emulators(directory: Path) -> AsyncIterator[RunningEmulators]:
                 "token_url": hms.token_url,
                 "endpoint": hms.url,
             },
+            "blackberry": {
+                "endpoint": blackberry.push_url,
+                "application_id": blackberry.application_id,
+                "password": blackberry.password,
+                "address_format": "pin",
+            },
         }
         _write_credentials(directory, credentials)
-        yield RunningEmulators(apns, fcm, webpush, wns, adm, hms, tls.ca_file, credentials)
+        yield RunningEmulators(
+            apns, fcm, webpush, wns, adm, hms, tls.ca_file, credentials, blackberry
+        )
 
 
 def _write_credentials(directory: Path, credentials: dict[str, dict[str, Any]]) -> None:
@@ -141,7 +154,7 @@ def describe(running: RunningEmulators) -> str:
         lines.append(f"  {name}: {json.dumps(body, separators=(',', ':'))}")
     lines += [
         "",
-        "Device tokens: apns any hex token; fcm, hms, adm any token;",
+        "Device tokens: apns any hex token; fcm, hms, adm any token; blackberry any PIN;",
         f"  wns a channel like {running.wns.url}/?token=device-1;",
         f"  webpush a subscription from POST {running.webpush.url}/_emulator/subscriptions",
         f"Recorded requests: GET <emulator>/_emulator/requests. Also in {running.ca_file.parent}.",

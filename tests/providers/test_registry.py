@@ -15,7 +15,7 @@ from clarion.model.content import Content
 from clarion.model.message import Message, Recipient
 from clarion.model.outcome import Rejected
 from clarion.model.platform import Platform
-from clarion.providers.base import HttpRequest, HttpResponse, InvalidCredentials, Transport
+from clarion.providers.base import HttpRequest, HttpResponse, Transport
 from clarion.providers.outbound import GuardedProvider, OutboundPolicy
 from clarion.providers.registry import (
     InvalidCredentialBody,
@@ -106,13 +106,15 @@ async def test_wns_channel_off_notify_windows_com_is_rejected_unsent() -> None:
     assert built[-1].requests == []
 
 
-def test_blackberry_credentials_validate_but_no_provider_is_built() -> None:
+def test_blackberry_credentials_validate_and_build_a_pap_provider() -> None:
     data = {"endpoint": "https://pushapi.eval.blackberry.com", "application_id": "1-abc"}
     data["password"] = "bb-password-1234"
     validated = validate_credentials(Platform.BLACKBERRY, data, policy=STRICT, now=NOW)
     assert validated.public["password"] == "[redacted]"
-    with pytest.raises(InvalidCredentials):
-        build_provider("blackberry", validated.config, transport_factory=factory, clock=FakeClock())
+    provider = build_provider(
+        "blackberry", validated.config, transport_factory=factory, clock=FakeClock()
+    )
+    assert provider.platform is Platform.BLACKBERRY
 
 
 def test_expired_and_soon_expiring_certificates() -> None:

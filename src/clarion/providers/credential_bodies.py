@@ -38,6 +38,7 @@ from clarion.providers.vapid import check_subject, generate_vapid_keys, vapid_pu
 EXPIRY_WARNING = timedelta(days=30)
 _APPLE_ID = re.compile(r"^[A-Z0-9]{10}$")
 _BUNDLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,154}$")
+_BB_APP_ID = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,200}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +295,19 @@ def _blackberry(
     body: Mapping[str, Any], policy: OutboundPolicy, now: datetime
 ) -> ValidatedCredentials:
     checks = FieldCollector()
-    checks.run(lambda: check.only_fields(body, ("endpoint", "application_id", "password"), "bb"))
+    allowed = ("endpoint", "application_id", "password", "address_format")
+    checks.run(lambda: check.only_fields(body, allowed, "blackberry"))
+    app_rule = "must be printable ASCII without spaces or ':' (the push application id)"
     config: dict[str, Any] = {
         "endpoint": checks.run(lambda: check.url(body, "endpoint", policy, required=True)),
-        "application_id": checks.run(lambda: check.text(body, "application_id")),
+        "application_id": checks.run(
+            lambda: check.text(body, "application_id", pattern=_BB_APP_ID, rule=app_rule)
+        ),
         "password": checks.run(lambda: check.text(body, "password", required=False)),
+        "address_format": body.get("address_format", "pin"),
     }
+    if config["address_format"] not in ("pin", "email"):
+        checks.errors.append(FieldError("address_format", "must be 'pin' or 'email'"))
     checks.done()
     config = {k: v for k, v in config.items() if v is not None}
     public = {k: v for k, v in config.items() if k != "password"}

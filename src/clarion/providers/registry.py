@@ -37,10 +37,10 @@ from clarion.providers.apns_auth import (
 from clarion.providers.base import (
     HttpRequest,
     HttpResponse,
-    InvalidCredentials,
     Provider,
     Transport,
 )
+from clarion.providers.blackberry import BlackBerryCredentials, BlackBerryProvider
 from clarion.providers.credential_bodies import ValidatedCredentials, validate_credentials
 from clarion.providers.credential_checks import REDACTED, InvalidCredentialBody
 from clarion.providers.fcm import FcmCredentials, FcmProvider
@@ -103,9 +103,10 @@ def build_provider(
     platform = Platform(platform)
     if platform is Platform.APNS:
         return _build_apns(config, transport_factory, guard, clock)
-    if platform is Platform.BLACKBERRY:
-        raise InvalidCredentials("this build of Clarion has no BlackBerry provider")
     transport = transport_factory(client_cert=None, address_guard=guard)
+    if platform is Platform.BLACKBERRY:
+        credentials = BlackBerryCredentials.from_config(config)
+        return BlackBerryProvider(transport, credentials, clock=clock)
     if platform is Platform.FCM:
         return FcmProvider(transport, FcmCredentials.from_config(config), clock=clock)
     if platform is Platform.HMS:
