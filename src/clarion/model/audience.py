@@ -24,7 +24,11 @@ class AudienceKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """One audience form; `values` holds ids (devices, users) or one name/expression."""
+    """One audience form; `values` holds ids (devices, users) or one name/expression.
+
+    A resolved segment holds `(segment_id, filter)`: the filter as it was when
+    the notification was accepted, stored as `{"segment": {"id", "filter"}}`.
+    """
 
     kind: AudienceKind
     values: tuple[str, ...] = ()
@@ -34,6 +38,8 @@ class Audience:
             return {"all": True}
         if self.kind in (AudienceKind.DEVICES, AudienceKind.USERS):
             return {self.kind.value: list(self.values)}
+        if self.kind is AudienceKind.SEGMENT and len(self.values) == 2:
+            return {"segment": {"id": self.values[0], "filter": self.values[1]}}
         return {self.kind.value: self.values[0]}
 
 
@@ -55,16 +61,32 @@ def parse_audience(value: Any, field: str = "audience") -> Audience:
             raise FieldError(where, "must be true")
         return Audience(kind)
     if kind in (AudienceKind.DEVICES, AudienceKind.USERS):
-        if not isinstance(raw, list) or not raw or len(raw) > MAX_LISTED:
-            raise FieldError(where, f"must be a list of 1 to {MAX_LISTED} ids")
-        for index, item in enumerate(raw):
-            if not isinstance(item, str):
-                raise FieldError(f"{where}.{index}", "must be a string")
-            if kind is AudienceKind.USERS:
-                check_user_id(item, f"{where}.{index}")
-        return Audience(kind, tuple(dict.fromkeys(raw)))
+        return _listed(kind, raw, where)
+    if kind is AudienceKind.SEGMENT and isinstance(raw, Mapping):
+        return _resolved_segment(raw, where)
     if not isinstance(raw, str) or not raw.strip():
         raise FieldError(where, "must be a non-empty string")
     if kind is AudienceKind.TOPIC:
         check_topic(raw, where)
     return Audience(kind, (raw,))
+
+
+def _listed(kind: AudienceKind, raw: Any, where: str) -> Audience:
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_LISTED:
+        raise FieldError(where, f"must be a list of 1 to {MAX_LISTED} ids")
+    for index, item in enumerate(raw):
+        if not isinstance(item, str):
+            raise FieldError(f"{where}.{index}", "must be a string")
+        if kind is AudienceKind.USERS:
+            check_user_id(item, f"{where}.{index}")
+    return Audience(kind, tuple(dict.fromkeys(raw)))
+
+
+def _resolved_segment(raw: Mapping[str, Any], where: str) -> Audience:
+    """The stored form of a segment audience: its id and its filter when accepted."""
+    segment_id, text = raw.get("id"), raw.get("filter")
+    if set(raw) != {"id", "filter"} or not isinstance(segment_id, str):
+        raise FieldError(where, "must be a segment id")
+    if not isinstance(text, str):
+        raise FieldError(where, "must be a segment id")
+    return Audience(AudienceKind.SEGMENT, (segment_id, text))

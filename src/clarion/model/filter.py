@@ -165,6 +165,7 @@ _TOKEN = re.compile(
     r"|(?P<op>!=|<=|>=|=|<|>)"
     r"|(?P<punct>[(),-])"
 )
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"'}
 
 
@@ -190,7 +191,8 @@ def tokenize(text: str) -> list[Token]:
 
 
 def _string(text: str, start: int) -> tuple[Token, int]:
-    quote, pos, chars = text[start], start + 1, []
+    quote, pos = text[start], start + 1
+    chars: list[str] = []
     while pos < len(text):
         char = text[pos]
         if char == quote:
@@ -211,6 +213,9 @@ def parse_filter(text: str) -> Node:
     """The AST of a filter expression; raises `FilterSyntaxError`."""
     if len(text) > MAX_FILTER_LENGTH:
         raise FilterSyntaxError(MAX_FILTER_LENGTH, "the end of the filter", "more text")
+    bad = _UNSTORABLE.search(text)
+    if bad is not None:
+        raise FilterSyntaxError(bad.start(), "text without NUL or lone surrogates", "one")
     return _Parser(tokenize(text)).parse()
 
 

@@ -1,25 +1,38 @@
 """An audience as a store query: the planner pages through it by device id.
 
 Every form compiles to a `WHERE` over `devices` scoped to the app, so the
-planner never holds the audience in memory. Saved segments and ad-hoc
-filters compile through the same function once the filter language exists.
+planner never holds the audience in memory. `filter` and `segment` go
+through the same compiled path (`clarion.store.filter_sql`); a segment
+audience must carry its filter text, which `store.segments.resolve_audience`
+fills in when a notification is accepted (so editing the segment later does
+not change an audience already being planned).
+
+`now` is the instant `now - 30d` in a filter is measured from: callers pass
+their injected clock's reading (the planner should pass its planning time).
+Without it the system clock is read, which is right in production but not
+under a test's fake clock.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from clarion.model.audience import Audience, AudienceKind
+from clarion.model.filter import parse_filter
+from clarion.store.filter_sql import filter_condition
 from clarion.store.schema import device_topics, devices
 
 
 class AudienceNotSupported(ValueError):
-    """The audience form has no query yet."""
+    """The audience form cannot be queried as given (an unresolved segment)."""
 
 
-def audience_condition(app_id: str, audience: Audience) -> sa.ColumnElement[bool]:
+def audience_condition(
+    app_id: str, audience: Audience, *, now: datetime | None = None
+) -> sa.ColumnElement[bool]:
     """The condition on `devices` selecting the audience's devices in `app_id`."""
     scoped = devices.c.app_id == app_id
     match audience.kind:
@@ -34,22 +47,42 @@ def audience_condition(app_id: str, audience: Audience) -> sa.ColumnElement[bool
                 device_topics.c.app_id == app_id, device_topics.c.topic == audience.values[0]
             )
             return sa.and_(scoped, devices.c.id.in_(subscribed))
-    raise AudienceNotSupported(f"the {audience.kind.value} audience is not available yet")
+        case AudienceKind.FILTER:
+            return filter_condition(app_id, parse_filter(audience.values[0]), now=_now(now))
+        case AudienceKind.SEGMENT if len(audience.values) == 2:
+            return filter_condition(app_id, parse_filter(audience.values[1]), now=_now(now))
+    raise AudienceNotSupported(
+        f"the {audience.kind.value} audience needs resolving first (store.segments)"
+    )
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
 
 
 def audience_page(
-    app_id: str, audience: Audience, *, after: str | None, limit: int
+    app_id: str,
+    audience: Audience,
+    *,
+    after: str | None,
+    limit: int,
+    now: datetime | None = None,
 ) -> sa.Select[tuple[str, str, str, bool]]:
     """One keyset page of the audience: (id, platform, consent, active), by device id."""
     query = sa.select(devices.c.id, devices.c.platform, devices.c.consent, devices.c.active).where(
-        audience_condition(app_id, audience)
+        audience_condition(app_id, audience, now=now)
     )
     if after is not None:
         query = query.where(devices.c.id > after)
     return query.order_by(devices.c.id).limit(limit)
 
 
-def audience_count(app_id: str, audience: Audience) -> sa.Select[Any]:
+def audience_count(
+    app_id: str, audience: Audience, *, now: datetime | None = None
+) -> sa.Select[Any]:
+    """How many devices the audience holds (whatever their consent)."""
     return (
-        sa.select(sa.func.count()).select_from(devices).where(audience_condition(app_id, audience))
+        sa.select(sa.func.count())
+        .select_from(devices)
+        .where(audience_condition(app_id, audience, now=now))
     )

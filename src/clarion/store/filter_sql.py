@@ -62,34 +62,30 @@ _COLUMNS = {
 _ORDERING = (Op.LT, Op.LE, Op.GT, Op.GE)
 
 
-class byte_order(GenericFunction[str]):  # noqa: N801 - a SQL function-like construct
+class ByteOrder(GenericFunction[str]):
     """A string expression compared in byte (code point) order on every backend."""
 
     type = sa.String()
     inherit_cache = True
 
 
-@compiles(byte_order)
-def _byte_order_default(element: byte_order, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(ByteOrder)
+def _byte_order_default(element: ByteOrder, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(element.clauses, **kw))
 
 
-@compiles(byte_order, "postgresql")
-def _byte_order_postgresql(element: byte_order, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(ByteOrder, "postgresql")
+def _byte_order_postgresql(element: ByteOrder, compiler: SQLCompiler, **kw: Any) -> str:
     return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
 
 
-class FilterNeedsClock(ValueError):
-    """The filter says `now` but no instant was given to compile it against."""
-
-
-def filter_condition(app_id: str, node: Node, *, now: datetime | None) -> sa.ColumnElement[bool]:
+def filter_condition(app_id: str, node: Node, *, now: datetime) -> sa.ColumnElement[bool]:
     """The condition on `devices` (scoped to `app_id`) for the devices `node` selects."""
     return sa.and_(devices.c.app_id == app_id, _Compiler(app_id, now).node(node, False))
 
 
 class _Compiler:
-    def __init__(self, app_id: str, now: datetime | None) -> None:
+    def __init__(self, app_id: str, now: datetime) -> None:
         self.app_id = app_id
         self.now = now
 
@@ -104,7 +100,7 @@ class _Compiler:
             case Compare() | Membership() | Exists() if node.field.kind is FieldKind.TOPIC:
                 return self.topic(node, negated)
             case Compare(field, op, value):
-                return self.compare(field, NEGATED_OP[op] if negated else op, value)
+                return self.compare(field, op, value, negated)
             case Membership(field, values, negated_in):
                 column = self.column(field)
                 listed = [self.operand(field, value) for value in values]
@@ -118,13 +114,12 @@ class _Compiler:
 
     def column(self, field: Field) -> sa.ColumnElement[Any]:
         if field.kind is FieldKind.TAG:
-            return devices.c.tags[field.tag].as_string()
+            tag: sa.ColumnElement[Any] = devices.c.tags[field.tag].as_string()
+            return tag
         return _COLUMNS[field.kind]
 
     def operand(self, field: Field, value: Value) -> Any:
         if isinstance(value, Ago):
-            if self.now is None:
-                raise FilterNeedsClock("the filter uses `now`; compile it with an instant")
             return self.now - value.delta
         if field.kind is FieldKind.APP_VERSION and isinstance(value, str):
             return version_key(value)
@@ -138,13 +133,16 @@ class _Compiler:
             return condition
         return sa.or_(column.is_(None), condition)
 
-    def compare(self, field: Field, op: Op, value: Value) -> sa.ColumnElement[bool]:
+    def compare(self, field: Field, op: Op, value: Value, negated: bool) -> sa.ColumnElement[bool]:
+        """`field op value`, or its negation; a missing value satisfies only `!=` and `not =`."""
+        with_missing = (op is Op.NE) != negated
+        op = NEGATED_OP[op] if negated else op
         column = self.column(field)
         operand = self.operand(field, value)
         if op in _ORDERING and field.kind not in (FieldKind.LAST_SEEN, FieldKind.CREATED_AT):
-            column, operand = byte_order(column), byte_order(sa.literal(operand))
+            column, operand = ByteOrder(column), ByteOrder(sa.literal(operand))
         condition: sa.ColumnElement[bool] = _SQL_OPS[op](column, operand)
-        return self.or_missing(field, column, condition) if op is Op.NE else condition
+        return self.or_missing(field, column, condition) if with_missing else condition
 
     def topic(self, node: Compare | Membership | Exists, negated: bool) -> sa.ColumnElement[bool]:
         """`topic = 'x'`: subscribed to x; the subquery's ids are never NULL."""
