@@ -14,6 +14,8 @@ from clarion.api.routes import (
     health,
     notifications,
     providers,
+    segments,
+    tags,
     users,
     webhooks,
 )
@@ -32,6 +34,7 @@ def create_app(services: Services) -> FastAPI:
     routers = (
         health,
         apps,
+        tags,
         devices,
         users,
         consent_log,
@@ -42,5 +45,7 @@ def create_app(services: Services) -> FastAPI:
     )
     for module in routers:
         api.include_router(module.router)
+    api.include_router(segments.router)
+    api.include_router(segments.audience_router)
     api.add_middleware(BodyLimitMiddleware, limit=services.settings.body_limit)
     return api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Response
@@ -9,12 +10,14 @@ from fastapi.responses import JSONResponse
 
 from clarion.api.auth import ServerApp
 from clarion.api.errors import Problem, field_problem, not_found
+from clarion.api.routes.segments import resolve_for_request
 from clarion.api.serialize import iso
 from clarion.api.services import Services, services
 from clarion.model.app import App
 from clarion.model.audience import AudienceKind
 from clarion.model.errors import FieldError
 from clarion.model.notification import NotificationInvalid, NotificationSpec, parse_notification
+from clarion.model.template import ALWAYS_PRESENT, check_content
 from clarion.store import deliveries as delivery_store
 from clarion.store import notifications as store
 from clarion.store.notifications import DeliveryStatus, NotificationRecord
@@ -22,24 +25,27 @@ from clarion.store.pagination import check_limit, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/apps/{app_id}/notifications", tags=["notifications"])
 Found = Annotated[Services, Depends(services)]
-NOT_YET = (AudienceKind.SEGMENT, AudienceKind.FILTER)
 
 
-def _validate(app: App, body: Any, found: Services) -> NotificationSpec:
+async def _validate(app: App, body: Any, found: Services) -> NotificationSpec:
+    """The spec, with a segment audience resolved to a snapshot of its filter."""
     try:
         spec = parse_notification(body, found.clock.now())
     except NotificationInvalid as invalid:
         raise field_problem(invalid.errors) from invalid
     errors = []
-    if spec.audience.kind in NOT_YET:
-        errors.append(
-            FieldError(f"audience.{spec.audience.kind.value}", "is not available in this version")
-        )
+    audience = spec.audience
+    try:
+        audience = await resolve_for_request(found, app.id, spec.audience)
+    except FieldError as error:
+        errors.append(error)
+    known = {"user_id"} if spec.audience.kind is AudienceKind.USERS else set()
+    errors += check_content(spec.content, ALWAYS_PRESENT | known)
     if spec.category is not None and spec.category not in {c.name for c in app.categories}:
         errors.append(FieldError("category", f"{spec.category!r} is not a category of this app"))
     if errors:
         raise field_problem(errors)
-    return spec
+    return replace(spec, audience=audience)
 
 
 def _accepted(notification_id: str, status: str) -> JSONResponse:
@@ -58,7 +64,7 @@ async def send_notification(
     With an `Idempotency-Key`, repeating the same body within 24 hours answers
     the first response and creates nothing; a different body is a 422.
     """
-    spec = _validate(app, body, found)
+    spec = await _validate(app, body, found)
     now = found.clock.now()
     digest = store.request_hash(body)
     notification_id = store.new_notification_id()
