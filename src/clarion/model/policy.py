@@ -6,8 +6,10 @@ after planning still wins.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
+from clarion.model.app import Category
 from clarion.model.consent import ConsentStatus
 
 
@@ -32,3 +34,20 @@ def device_suppression(consent: str, active: bool) -> Suppression | None:
     if not active:
         return Suppression.INACTIVE_DEVICE
     return None
+
+
+def find_category(categories: Iterable[Category], name: str | None) -> Category | None:
+    """The app's category called `name` (None when unnamed or no longer defined)."""
+    if name is None:
+        return None
+    return next((category for category in categories if category.name == name), None)
+
+
+def category_allows(category: Category | None, user_choices: Mapping[str, bool]) -> bool:
+    """The recipient's own opt-in or opt-out wins; else the category's default applies.
+
+    A notification without a category is not subject to category choices.
+    """
+    if category is None:
+        return True
+    return user_choices.get(category.name, category.default_opt_in)
