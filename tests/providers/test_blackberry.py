@@ -141,32 +141,29 @@ async def test_push_is_multipart_pap_with_basic_auth_and_the_content_as_json(
 
 
 async def test_hostile_text_is_escaped_and_round_trips_exactly(
-    transport: Transport, clock: FakeClock
+    emu: BlackBerryEmulator, transport: Transport, clock: FakeClock
 ) -> None:
     hostile = "a<b & c]]>d\"e'f</pap>"
-    async with BlackBerryEmulator(clock=clock, application_id="app<&]]>\"'") as emu:
-        provider = provider_for(emu, HttpxTransport(ca_file=emu.ca_file), clock)
-        pin = emu.register()
-        content = Content(title=hostile, body="]]><!ENTITY x 'y'>", data={"k": "</pap>"})
-        try:
-            outcome = await provider.send(message(content), to(pin))
-        finally:
-            await provider.transport.aclose()
+    emu.application_id = "app<&]]>\"'"
+    provider = provider_for(emu, transport, clock)
+    content = Content(title=hostile, body="]]><!ENTITY x 'y'>", data={"k": "</pap>"})
 
-        assert outcome == Sent()
-        push = emu.pushes[-1]
-        root = control_of(push)
-        assert root.find("push-message").get("source-reference") == "app<&]]>\"'"  # type: ignore[union-attr]
-        assert push.content_json()["title"] == hostile
-        assert push.content_json()["body"] == "]]><!ENTITY x 'y'>"
-        assert push.content_json()["data"] == {"k": "</pap>"}
-        raw = emu.state.requests[-1]
-        head = f"Content-Type: {raw.headers['content-type']}\r\n\r\n".encode()
-        parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw.body)
-        assert [p.get_content_type() for p in parsed.iter_parts()] == [
-            "application/xml",
-            "application/json",
-        ]
+    assert await provider.send(message(content), to(emu.register())) == Sent()
+
+    push = emu.pushes[-1]
+    push_message = control_of(push).find("push-message")
+    assert push_message is not None
+    assert push_message.get("source-reference") == "app<&]]>\"'"
+    assert push.content_json()["title"] == hostile
+    assert push.content_json()["body"] == "]]><!ENTITY x 'y'>"
+    assert push.content_json()["data"] == {"k": "</pap>"}
+    raw = emu.state.requests[-1]
+    head = f"Content-Type: {raw.headers['content-type']}\r\n\r\n".encode()
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw.body)
+    assert [p.get_content_type() for p in parsed.iter_parts()] == [
+        "application/xml",
+        "application/json",
+    ]
 
 
 async def test_email_addresses_are_percent_encoded_for_an_email_gateway(

@@ -18,12 +18,14 @@ not a known device), then injected faults. Everything else is accepted with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import email.parser
 import email.policy
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.message import EmailMessage
@@ -151,7 +153,7 @@ def create_blackberry_app(emulator: BlackBerryEmulator) -> Starlette:
     async def push(request: Request) -> Response:
         body = await request.body()
         gateway = _Gateway(emulator, request, body)
-        response = gateway.answer()
+        response = await gateway.answer()
         await emulator.state.record(
             RecordedRequest(
                 method=request.method,
@@ -180,7 +182,7 @@ class _Gateway:
         self.push: PapPush | None = None
         self.push_id: str | None = None
 
-    def answer(self) -> Response:
+    async def answer(self) -> Response:
         if not self._authorized():
             headers = {"www-authenticate": 'Basic realm="BlackBerry Push Service"'}
             return Response(status_code=401, headers=headers)
@@ -189,10 +191,13 @@ class _Gateway:
         except PapAnswer as answer:
             return self._pap(answer.code, answer.desc, bad_message=answer.bad_message)
         if fault is not None:
-            if fault.status != 200:
-                return Response(fault.body or b"", fault.status, headers=dict(fault.headers))
-            code = int(fault.body["code"])
-            return self._pap(code, f"injected fault {code}")
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status == 200 and isinstance(fault.body, Mapping) and "code" in fault.body:
+                code = int(fault.body["code"])
+                return self._pap(code, f"injected fault {code}")
+            body = fault.body if isinstance(fault.body, str | bytes) else json.dumps(fault.body)
+            return Response(body if fault.body is not None else b"", fault.status, fault.headers)
         assert self.push_id is not None  # noqa: S101 - _check set it
         self.emulator.accepted_push_ids.add(self.push_id)
         return self._pap(1001, ACCEPTED)
