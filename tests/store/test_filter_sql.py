@@ -36,7 +36,7 @@ OTHER_APP = "app_2"
 
 
 def _fleet(count: int = 80) -> list[FakeDevice]:
-    rng = random.Random(7)  # noqa: S311 - test data
+    rng = random.Random(7)
 
     def maybe(pool: list[str]) -> str | None:
         return rng.choice([*pool, None])
