@@ -3,13 +3,13 @@
 The writer collects final statuses, retries, waits (paused provider) and
 device changes while the batch is sent, then `commit` writes them all,
 queues the follow-up job and finishes the send job together. Every delivery
-update is conditional on the delivery still being `queued`.
+update is conditional on the delivery still being pending (`queued` or `scheduled`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +36,8 @@ from clarion.store.schema import devices
 from clarion.store.schema_pipeline import deliveries
 
 SEND_JOB = "send"
+AUTH_RECHECK = timedelta(seconds=30)
+PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
 REASON_LENGTH = 200
 
 
@@ -56,6 +58,11 @@ class _Retried:
     after: float | None
 
 
+def _pending() -> sa.ColumnElement[bool]:
+    """Still pending (written without IN, which executemany cannot expand)."""
+    return sa.or_(*(deliveries.c.status == status for status in PENDING))
+
+
 class OutcomeWriter:
     def __init__(
         self,
@@ -74,8 +81,7 @@ class OutcomeWriter:
         self.metrics = metrics
         self.finals: list[dict[str, Any]] = []
         self.retried: list[_Retried] = []
-        self.waiting: list[str] = []
-        self.wait_until: datetime | None = None
+        self.waiting: dict[datetime, list[str]] = {}
         self.deactivate: list[tuple[str, str, datetime | None]] = []
         self.replace: list[tuple[str, str]] = []
         self.auth_failure: str | None = None
@@ -104,8 +110,8 @@ class OutcomeWriter:
         self.metrics.count(self.platform.value, reason or status.value)
 
     def wait(self, device_ids: list[str], until: datetime) -> None:
-        self.waiting += device_ids
-        self.wait_until = until
+        """Keep these deliveries pending, due again at `until` (paused provider, quiet hours)."""
+        self.waiting.setdefault(until, []).extend(device_ids)
 
     def outcome(self, pending: Pending, outcome: Outcome) -> None:
         match outcome:
@@ -129,7 +135,7 @@ class OutcomeWriter:
                 self.final(pending.device_id, DeliveryStatus.FAILED, reason, attempted=True)
             case AuthFailed(reason=reason):
                 self.auth_failure = reason
-                self.waiting.append(pending.device_id)
+                self.wait([pending.device_id], self.clock.now() + AUTH_RECHECK)
                 self.metrics.count(self.platform.value, "auth_failed")
             case Retry(reason=reason, after=after):
                 self.retried.append(_Retried(pending.device_id, pending.attempts, reason, after))
@@ -141,10 +147,9 @@ class OutcomeWriter:
         async with self.database.write() as conn:
             if record is not None:
                 self._plan_retries(record, now, follow_ups)
-                if self.waiting:
-                    until = self.wait_until or now
-                    follow_ups.append(self._job(self.waiting, until))
-                    await _set_due(conn, record.id, self.waiting, until)
+                for until, waiting in self.waiting.items():
+                    follow_ups.append(self._job(waiting, until))
+                    await _set_due(conn, record.id, waiting, until)
                 await self._write_finals(conn, record.id)
                 deactivated = await self._write_devices(conn, record.app_id, now)
                 await webhooks.emit(conn, record.app_id, self._events(record, deactivated), now)
@@ -215,14 +220,13 @@ class OutcomeWriter:
             follow_ups.append(self._job([r.device_id for r in again], due))
 
     async def _write_finals(self, conn: AsyncConnection, notification_id: str) -> None:
-        queued = DeliveryStatus.QUEUED.value
         if self.finals:
             statement = (
                 deliveries.update()
                 .where(
                     deliveries.c.notification_id == notification_id,
                     deliveries.c.device_id == sa.bindparam("b_device"),
-                    deliveries.c.status == queued,
+                    _pending(),
                 )
                 .values(
                     status=sa.bindparam("b_status"),
@@ -241,9 +245,10 @@ class OutcomeWriter:
                 .where(
                     deliveries.c.notification_id == notification_id,
                     deliveries.c.device_id == sa.bindparam("b_device"),
-                    deliveries.c.status == queued,
+                    _pending(),
                 )
                 .values(
+                    status=DeliveryStatus.QUEUED.value,
                     attempts=deliveries.c.attempts + 1,
                     reason=sa.bindparam("b_reason"),
                     due_at=due,
@@ -286,7 +291,7 @@ async def _set_due(
         .where(
             deliveries.c.notification_id == notification_id,
             deliveries.c.device_id.in_(device_ids),
-            deliveries.c.status == DeliveryStatus.QUEUED.value,
+            _pending(),
         )
         .values(due_at=due)
     )

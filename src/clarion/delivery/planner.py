@@ -13,16 +13,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.delivery.rules import NotificationRules, RecipientFacts
 from clarion.model.audience import Audience
 from clarion.model.notification import NotificationSpec, parse_notification
-from clarion.model.policy import device_suppression
+from clarion.model.schedule import PlanStatus
 from clarion.store import queue, webhooks
+from clarion.store.apps import get_app
 from clarion.store.audience import audience_page
 from clarion.store.db import Database
 from clarion.store.notifications import (
@@ -32,7 +34,9 @@ from clarion.store.notifications import (
     complete_if_done,
     get_notification,
 )
+from clarion.store.schema import devices
 from clarion.store.schema_pipeline import deliveries, notifications
+from clarion.store.users import preferences_for
 
 PLAN_CHUNK = 1000
 SEND_BATCH = 500
@@ -119,6 +123,50 @@ async def _advance(
     return result.rowcount > 0
 
 
+async def _recipients(
+    conn: AsyncConnection, app_id: str, page: Sequence[sa.Row[Any]]
+) -> list[RecipientFacts]:
+    """The chunk's devices with their time zone, user and the user's preferences."""
+    ids = [row.id for row in page]
+    details = {
+        row.id: row
+        for row in await conn.execute(
+            sa.select(devices.c.id, devices.c.timezone, devices.c.user_id).where(
+                devices.c.app_id == app_id, devices.c.id.in_(ids)
+            )
+        )
+    }
+    users = {d.user_id for d in details.values() if d.user_id}
+    prefs = await preferences_for(conn, app_id, sorted(users))
+    result = []
+    for row in page:
+        detail = details[row.id]
+        result.append(
+            RecipientFacts(
+                device_id=row.id,
+                consent=row.consent,
+                active=row.active,
+                timezone=detail.timezone,
+                user_id=detail.user_id,
+                preferences=prefs.get(detail.user_id) if detail.user_id else None,
+            )
+        )
+    return result
+
+
+def job_due(due: datetime, now: datetime) -> datetime:
+    """When the job carrying a delivery due at `due` runs: at once, or on the next minute.
+
+    Rounding up, never down, keeps a delivery from going before its time
+    (the end of someone's quiet hours); grouping by minute keeps a local-time
+    campaign to a few jobs per time zone instead of one per device.
+    """
+    if due <= now:
+        return now
+    rounded = due.replace(second=0, microsecond=0)
+    return rounded if rounded == due else rounded + timedelta(minutes=1)
+
+
 async def _write_chunk(
     conn: AsyncConnection,
     app_id: str,
@@ -128,28 +176,32 @@ async def _write_chunk(
     now: datetime,
     batch: int,
 ) -> int:
+    app = await get_app(conn, app_id)
+    if app is None:
+        return 0
+    rules = NotificationRules(app, spec)
     rows = []
-    by_platform: dict[str, list[str]] = defaultdict(list)
-    due = max(spec.schedule.send_at, now)
-    for device in page:
-        device_id, platform = device.id, device.platform
-        suppression = device_suppression(device.consent, device.active)
-        status = DeliveryStatus.SUPPRESSED if suppression else DeliveryStatus.QUEUED
+    groups: dict[tuple[str, datetime], list[str]] = defaultdict(list)
+    platforms = {row.id: row.platform for row in page}
+    for recipient in await _recipients(conn, app_id, page):
+        decision = rules.decide(recipient, now)
+        status = _STATUS[decision.status]
         rows.append(
             {
                 "notification_id": record.id,
-                "device_id": device_id,
+                "device_id": recipient.device_id,
                 "app_id": app_id,
-                "platform": platform,
+                "platform": platforms[recipient.device_id],
                 "status": status.value,
-                "reason": suppression.value if suppression else None,
+                "reason": decision.reason,
                 "attempts": 0,
-                "due_at": None if suppression else due,
+                "due_at": decision.due_at,
                 "updated_at": now,
             }
         )
-        if suppression is None:
-            by_platform[platform].append(device_id)
+        if decision.due_at is not None:
+            key = (platforms[recipient.device_id], job_due(decision.due_at, now))
+            groups[key].append(recipient.device_id)
     if rows:
         await conn.execute(deliveries.insert(), rows)
     jobs = [
@@ -159,11 +211,19 @@ async def _write_chunk(
             {"notification_id": record.id, "platform": platform, "devices": ids[i : i + batch]},
             due,
         )
-        for platform, ids in by_platform.items()
+        for (platform, due), ids in groups.items()
         for i in range(0, len(ids), batch)
     ]
     await queue.enqueue(conn, jobs, now)
-    return sum(len(ids) for ids in by_platform.values())
+    return sum(len(ids) for ids in groups.values())
+
+
+_STATUS = {
+    PlanStatus.DUE: DeliveryStatus.QUEUED,
+    PlanStatus.SCHEDULED: DeliveryStatus.SCHEDULED,
+    PlanStatus.SUPPRESSED: DeliveryStatus.SUPPRESSED,
+    PlanStatus.EXPIRED: DeliveryStatus.EXPIRED,
+}
 
 
 def audience_of(record: NotificationRecord) -> Audience:

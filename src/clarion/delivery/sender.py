@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,14 +24,19 @@ import sqlalchemy as sa
 from clarion.clock import Clock
 from clarion.delivery.lookup import Missing, Paused, ProviderLookup, Ready
 from clarion.delivery.metrics import DeliveryMetrics
-from clarion.delivery.outcomes import OutcomeWriter, Pending
-from clarion.delivery.planner import SEND_JOB, load_spec
+from clarion.delivery.outcomes import PENDING, OutcomeWriter, Pending
+from clarion.delivery.planner import SEND_JOB, job_due, load_spec
+from clarion.delivery.rules import NotificationRules, RecipientFacts
 from clarion.model.message import Message, Recipient, WebPushSubscription
 from clarion.model.notification import NotificationSpec
 from clarion.model.outcome import Outcome, Retry
 from clarion.model.platform import Platform
-from clarion.model.policy import Suppression, device_suppression
+from clarion.model.policy import Suppression
+from clarion.model.preferences import UserPreferences
+from clarion.model.schedule import PlanStatus
+from clarion.model.template import device_values, personalize
 from clarion.store import queue
+from clarion.store.apps import get_app
 from clarion.store.db import Database
 from clarion.store.notifications import (
     DeliveryStatus,
@@ -41,6 +46,7 @@ from clarion.store.notifications import (
 )
 from clarion.store.schema import devices
 from clarion.store.schema_pipeline import deliveries
+from clarion.store.users import preferences_for
 
 PAUSED_RECHECK = timedelta(seconds=30)
 PUSH_NAMESPACE = uuid.UUID("5b0c7a4e-8d7e-4f59-9a43-2f3d0b6c9e11")
@@ -63,6 +69,9 @@ class BatchRow:
     consent: str | None
     active: bool | None
     last_seen: datetime | None
+    timezone: str | None
+    user_id: str | None
+    tags: dict[str, str] | None
 
 
 class Sender:
@@ -87,32 +96,55 @@ class Sender:
         device_ids = [str(d) for d in payload["devices"]]
         async with self.database.read() as conn:
             record = await get_notification(conn, job.app_id, notification_id)
+            app = await get_app(conn, job.app_id)
             rows = await _load_batch(conn, notification_id, device_ids) if record else []
+            users = sorted({row.user_id for row in rows if row.user_id})
+            prefs = await preferences_for(conn, job.app_id, users)
         writer = OutcomeWriter(self.database, self.clock, job, owner, platform, self.metrics)
-        if record is None or not rows:
+        if record is None or app is None or not rows:
             await writer.commit(record)
             return
-        to_send = self._screen(record, rows, writer)
+        rules = NotificationRules(app, self._spec(record))
+        to_send = self._screen(record, rows, writer, rules, prefs)
         if to_send:
             await self._send(record, platform, to_send, writer)
         await writer.commit(record)
 
     def _screen(
-        self, record: NotificationRecord, rows: Sequence[BatchRow], writer: OutcomeWriter
+        self,
+        record: NotificationRecord,
+        rows: Sequence[BatchRow],
+        writer: OutcomeWriter,
+        rules: NotificationRules,
+        prefs: Mapping[str, UserPreferences],
     ) -> list[BatchRow]:
+        """Apply every rule again with today's consent, preferences and clock."""
         now = self.clock.now()
         to_send = []
         for row in rows:
             if record.status is NotificationStatus.CANCELLED:
                 writer.final(row.device_id, DeliveryStatus.CANCELLED, None)
-            elif row.token is None:
+                continue
+            if row.token is None:
                 writer.final(row.device_id, DeliveryStatus.SUPPRESSED, "device_deleted")
-            elif now >= record.expires_at:
-                writer.final(row.device_id, DeliveryStatus.EXPIRED, "ttl")
-            elif suppression := device_suppression(row.consent or "", bool(row.active)):
-                writer.final(row.device_id, DeliveryStatus.SUPPRESSED, suppression.value)
-            else:
+                continue
+            recipient = RecipientFacts(
+                device_id=row.device_id,
+                consent=row.consent or "",
+                active=bool(row.active),
+                timezone=row.timezone,
+                user_id=row.user_id,
+                preferences=prefs.get(row.user_id) if row.user_id else None,
+            )
+            decision = rules.decide(recipient, now)
+            if decision.status is PlanStatus.DUE:
                 to_send.append(row)
+            elif decision.status is PlanStatus.SCHEDULED and decision.due_at is not None:
+                writer.wait([row.device_id], job_due(decision.due_at, now))
+            elif decision.status is PlanStatus.EXPIRED:
+                writer.final(row.device_id, DeliveryStatus.EXPIRED, decision.reason)
+            else:
+                writer.final(row.device_id, DeliveryStatus.SUPPRESSED, decision.reason)
         return to_send
 
     async def _send(
@@ -148,7 +180,10 @@ class Sender:
         row: BatchRow,
     ) -> Outcome:
         message = Message(
-            content=spec.content.for_locale(row.locale),
+            content=personalize(
+                spec.content.for_locale(row.locale),
+                device_values(platform.value, row.user_id, row.locale, row.tags),
+            ),
             push_id=push_id(record.id, row.device_id),
             expires_at=record.expires_at,
             ttl=max(0, int((record.expires_at - self.clock.now()).total_seconds())),
@@ -198,12 +233,15 @@ async def _load_batch(conn: Any, notification_id: str, device_ids: list[str]) ->
             devices.c.consent,
             devices.c.active,
             devices.c.last_seen,
+            devices.c.timezone,
+            devices.c.user_id,
+            devices.c.tags,
         )
         .select_from(deliveries.outerjoin(devices, devices.c.id == deliveries.c.device_id))
         .where(
             deliveries.c.notification_id == notification_id,
             deliveries.c.device_id.in_(device_ids),
-            deliveries.c.status == DeliveryStatus.QUEUED.value,
+            deliveries.c.status.in_(PENDING),
         )
     )
     return [BatchRow(*row) for row in await conn.execute(query)]

@@ -264,7 +264,19 @@ async def has_pending(conn: AsyncConnection, notification_id: str) -> bool:
 
 
 async def complete_if_done(conn: AsyncConnection, notification_id: str, now: datetime) -> bool:
-    """Mark a fully planned notification completed once nothing is pending."""
+    """Mark a fully planned notification completed once nothing is pending.
+
+    Senders of different batches finish concurrently; on PostgreSQL each
+    first locks the notification row, so the last one to commit sees every
+    other batch's outcome (READ COMMITTED re-reads after the lock) and
+    completes it. SQLite serializes writers already.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            sa.select(notifications.c.id)
+            .where(notifications.c.id == notification_id)
+            .with_for_update()
+        )
     if await has_pending(conn, notification_id):
         return False
     return await set_status(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,10 @@ async def get_preferences(
             users.select().where(users.c.app_id == app_id, users.c.user_id == user_id)
         )
     ).first()
-    if row is None:
-        return None
+    return _preferences(row) if row is not None else None
+
+
+def _preferences(row: sa.Row[Any]) -> UserPreferences:
     quiet = row.quiet_hours
     return UserPreferences(
         categories=row.categories or {},
@@ -79,3 +82,15 @@ async def user_exists(conn: AsyncConnection, app_id: str, user_id: str) -> bool:
         )
     )
     return found.first() is not None
+
+
+async def preferences_for(
+    conn: AsyncConnection, app_id: str, user_ids: Sequence[str]
+) -> dict[str, UserPreferences]:
+    """Preferences of several users at once (users who never chose are absent)."""
+    if not user_ids:
+        return {}
+    rows = await conn.execute(
+        users.select().where(users.c.app_id == app_id, users.c.user_id.in_(list(user_ids)))
+    )
+    return {row.user_id: _preferences(row) for row in rows}

@@ -17,6 +17,8 @@ from clarion.model.app import App
 from clarion.model.audience import AudienceKind
 from clarion.model.errors import FieldError
 from clarion.model.notification import NotificationInvalid, NotificationSpec, parse_notification
+from clarion.model.policy import find_category
+from clarion.model.schedule import check_quiet_mode
 from clarion.model.template import ALWAYS_PRESENT, check_content
 from clarion.store import deliveries as delivery_store
 from clarion.store import notifications as store
@@ -43,6 +45,10 @@ async def _validate(app: App, body: Any, found: Services) -> NotificationSpec:
     errors += check_content(spec.content, ALWAYS_PRESENT | known)
     if spec.category is not None and spec.category not in {c.name for c in app.categories}:
         errors.append(FieldError("category", f"{spec.category!r} is not a category of this app"))
+    try:
+        check_quiet_mode(spec.schedule.quiet_hours, find_category(app.categories, spec.category))
+    except FieldError as error:
+        errors.append(error)
     if errors:
         raise field_problem(errors)
     return replace(spec, audience=audience)
