@@ -6,24 +6,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
-from clarion.model.app import Category
-from clarion.model.errors import FieldError
-from clarion.model.notification import QuietHoursMode, Schedule
-from clarion.model.policy import Suppression
 from clarion.model.preferences import QuietHours, UserPreferences
 from clarion.model.schedule import (
-    DeliveryPlan,
-    PlanStatus,
-    check_quiet_mode,
-    describe_plan,
     effective_quiet_hours,
     in_quiet_hours,
     local_instant,
     next_local_time,
-    plan_delivery,
     quiet_hours_end,
     recipient_zone,
 )
@@ -39,65 +29,11 @@ from tests.model.clock_oracle import (
     transitions,
     wall,
 )
+from tests.model.clock_strategies import SLOW, at, clock_cases, utc, windows
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 NIGHT = QuietHours(time(22), time(8))
-# Zones whose clocks change in odd ways: 30-minute DST (Lord Howe), a skipped
-# day (Apia), changes at midnight (Santiago, Havana, Beirut, Tehran until
-# 2022), negative DST (Dublin), two-hour DST (Troll), Ramadan pauses
-# (Casablanca), 45-minute offsets (Chatham), one-off zone moves (Magadan).
-TRICKY = (
-    "Europe/Paris",
-    "America/New_York",
-    "Australia/Lord_Howe",
-    "Pacific/Apia",
-    "America/Santiago",
-    "Asia/Tehran",
-    "America/Havana",
-    "Asia/Beirut",
-    "Europe/Dublin",
-    "Antarctica/Troll",
-    "Africa/Casablanca",
-    "Pacific/Chatham",
-    "Asia/Magadan",
-    "America/Asuncion",
-    "Asia/Gaza",
-)
-SLOW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def at(zone: ZoneInfo, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=zone, fold=fold).astimezone(UTC)  # type: ignore[misc]
-
-
-times = st.builds(time, st.integers(0, 23), st.integers(0, 59))
-
-
-@st.composite
-def clock_cases(draw: st.DrawFn) -> tuple[ZoneInfo, datetime, time]:
-    """A zone, an instant (often within a day and a half of a DST change) and a wall time.
-
-    The wall time is often one the change skips or repeats.
-    """
-    name = draw(st.sampled_from(TRICKY) | st.sampled_from(ALL_ZONES))
-    zone = ZoneInfo(name)
-    year = draw(st.integers(1973, 2037))
-    changes = transitions(name, year)
-    if changes and draw(st.integers(0, 4)):
-        change = draw(st.sampled_from(changes))
-        moment = change + draw(st.integers(-36 * 60, 36 * 60)) * MINUTE
-        near = wall(change, zone) + draw(st.integers(-75, 75)) * MINUTE
-        local = near.time() if draw(st.integers(0, 2)) else draw(times)
-    else:
-        moment = utc(year, 1, 1) + draw(st.integers(0, 364 * 24 * 60)) * MINUTE
-        local = draw(times)
-    seconds = draw(st.sampled_from([0, 0, 0, 1, 59]))
-    return zone, moment + timedelta(seconds=seconds), local
 
 
 # --- local-time delivery -------------------------------------------------------------
@@ -250,13 +186,6 @@ def test_repeated_hour_is_quiet_when_the_clock_had_reached_the_window() -> None:
     assert not in_quiet_hours(at(NEW_YORK, 2026, 11, 1, 1, 10, fold=0), quiet, NEW_YORK)
 
 
-windows = st.builds(
-    QuietHours,
-    st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45, 59])),
-    st.builds(time, st.integers(0, 23), st.sampled_from([0, 1, 30, 45])),
-).filter(lambda quiet: quiet.start != quiet.end)
-
-
 @given(clock_cases(), windows)
 @SLOW
 def test_quiet_hours_match_a_minute_scan_of_the_clock(
@@ -310,122 +239,3 @@ def test_user_quiet_hours_override_the_app_including_none() -> None:
     assert effective_quiet_hours(app_quiet, prefs(mine, True)) == mine
     assert effective_quiet_hours(app_quiet, prefs(None, True)) is None
     assert effective_quiet_hours(None, prefs(mine, True)) == mine
-
-
-# --- the delivery plan ---------------------------------------------------------------
-
-NOW = utc(2026, 6, 1, 12)  # 14:00 in Paris
-
-
-def plan(
-    schedule: Schedule,
-    *,
-    time_sensitive: bool = False,
-    now: datetime = NOW,
-    expires_at: datetime | None = None,
-) -> DeliveryPlan:
-    """Paris, quiet 22:00-08:00."""
-    return plan_delivery(
-        schedule,
-        now=now,
-        zone=PARIS,
-        quiet=NIGHT,
-        time_sensitive=time_sensitive,
-        expires_at=expires_at,
-    )
-
-
-def test_plain_send_outside_quiet_hours_is_due_now() -> None:
-    result = plan(Schedule(send_at=NOW))
-    assert (result.status, result.due_at, result.deferred) == (PlanStatus.DUE, NOW, False)
-    assert not result.scheduled
-
-
-def test_local_time_delivery_is_scheduled_for_the_recipients_morning() -> None:
-    result = plan(Schedule(send_at=NOW, local_time="09:00"))
-    assert result.status is PlanStatus.SCHEDULED and result.scheduled
-    assert result.due_at == at(PARIS, 2026, 6, 2, 9)
-    assert "due 2026-06-02 09:00 CEST" in describe_plan(result, PARIS)
-
-
-def test_local_time_inside_quiet_hours_is_deferred_to_the_windows_end() -> None:
-    result = plan(Schedule(send_at=NOW, local_time="23:00"))
-    assert result.due_at == at(PARIS, 2026, 6, 2, 8)
-    assert result.wanted_at == at(PARIS, 2026, 6, 1, 23)
-    assert result.deferred
-    assert "deferred by quiet hours" in describe_plan(result, PARIS)
-
-
-def test_drop_suppresses_a_send_inside_quiet_hours() -> None:
-    result = plan(Schedule(send_at=NOW, local_time="23:00", quiet_hours=QuietHoursMode.DROP))
-    assert (result.status, result.reason, result.due_at) == (
-        PlanStatus.SUPPRESSED,
-        Suppression.QUIET_HOURS,
-        None,
-    )
-    assert "quiet_hours" in describe_plan(result, PARIS)
-
-
-def test_ignore_breaks_quiet_hours_only_for_time_sensitive_categories() -> None:
-    schedule = Schedule(send_at=NOW, local_time="23:00", quiet_hours=QuietHoursMode.IGNORE)
-    assert plan(schedule, time_sensitive=True).due_at == at(PARIS, 2026, 6, 1, 23)
-    assert plan(schedule, time_sensitive=False).due_at == at(PARIS, 2026, 6, 2, 8)
-
-
-def test_delivery_deferred_past_its_ttl_expires() -> None:
-    schedule = Schedule(send_at=NOW, local_time="23:00")
-    result = plan(schedule, expires_at=NOW + timedelta(hours=12))
-    assert (result.status, result.due_at, result.deferred) == (PlanStatus.EXPIRED, None, True)
-    assert "expired" in describe_plan(result, PARIS)
-    assert plan(schedule, expires_at=at(PARIS, 2026, 6, 2, 8)).status is PlanStatus.SCHEDULED
-
-
-def test_late_planner_sends_a_passed_local_time_now_rather_than_tomorrow() -> None:
-    schedule = Schedule(send_at=at(PARIS, 2026, 6, 1, 8, 59), local_time="09:00")
-    result = plan(schedule, now=at(PARIS, 2026, 6, 1, 9, 5))
-    assert (result.status, result.due_at) == (PlanStatus.DUE, at(PARIS, 2026, 6, 1, 9, 5))
-    assert "sending now" in describe_plan(result, PARIS)
-
-
-def test_ignore_is_refused_for_categories_that_are_not_time_sensitive() -> None:
-    with pytest.raises(FieldError) as refused:
-        check_quiet_mode(QuietHoursMode.IGNORE, Category("marketing"))
-    assert refused.value.field == "schedule.quiet_hours"
-    with pytest.raises(FieldError):
-        check_quiet_mode(QuietHoursMode.IGNORE, None)
-    check_quiet_mode(QuietHoursMode.IGNORE, Category("alarm", time_sensitive=True))
-    check_quiet_mode(QuietHoursMode.DROP, Category("marketing"))
-
-
-@given(
-    clock_cases(),
-    windows,
-    st.sampled_from(list(QuietHoursMode)),
-    st.booleans(),
-    st.booleans(),
-    st.integers(-600, 600),
-)
-@SLOW
-def test_no_delivery_that_may_not_break_quiet_hours_falls_inside_them(
-    case: tuple[ZoneInfo, datetime, time],
-    quiet: QuietHours,
-    mode: QuietHoursMode,
-    use_local_time: bool,
-    time_sensitive: bool,
-    lag_minutes: int,
-) -> None:
-    zone, send_at, local = case
-    now = send_at + lag_minutes * MINUTE
-    schedule = Schedule(send_at, local.strftime("%H:%M") if use_local_time else None, mode)
-    result = plan_delivery(schedule, now=now, zone=zone, quiet=quiet, time_sensitive=time_sensitive)
-    earliest = max(result.wanted_at, now)
-    assert result.wanted_at >= send_at
-    breaks_quiet = mode is QuietHoursMode.IGNORE and time_sensitive
-    if result.status is PlanStatus.SUPPRESSED:
-        assert mode is QuietHoursMode.DROP and in_quiet_hours(earliest, quiet, zone)
-        return
-    assert result.due_at is not None and result.due_at >= earliest
-    assert result.scheduled == (result.due_at > now)
-    if not breaks_quiet:
-        assert not in_quiet_hours(result.due_at, quiet, zone)
-    assert result.deferred == (result.due_at != earliest)

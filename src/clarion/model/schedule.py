@@ -38,7 +38,7 @@ _DAY = timedelta(days=1)
 # Enough local days to look back and ahead for a window containing an
 # instant: a few zones once skipped or repeated most of a day (Pacific/Apia
 # jumped over 2011-12-30).
-_SEARCH_DAYS = (-2, -1, 0, 1)
+_SEARCH_DAYS = (0, -1, -2, 1)
 _MAX_CHAINED_WINDOWS = 8
 
 
@@ -131,24 +131,19 @@ def next_local_time(after: datetime, local: time, zone: zoneinfo.ZoneInfo) -> da
     raise AssertionError(f"no {local} in {zone.key} within a week of {start}")  # pragma: no cover
 
 
-def _windows(
-    moment: datetime, quiet: QuietHours, zone: zoneinfo.ZoneInfo
-) -> list[tuple[datetime, datetime]]:
-    """The occurrences of the window around `moment`, as [begin, end) UTC pairs."""
+def _window_end(moment: datetime, quiet: QuietHours, zone: zoneinfo.ZoneInfo) -> datetime | None:
+    """The end of the window occurrence containing `moment` (a UTC instant), if any.
+
+    Occurrences never overlap, so the local days are tried most likely first.
+    """
     today = moment.astimezone(zone).date()
     end_day = _DAY if quiet.start > quiet.end else timedelta()
-    windows = []
     for offset in _SEARCH_DAYS:
         day = today + offset * _DAY
-        begin = local_instant(day, quiet.start, zone)
-        windows.append((begin, local_instant(day + end_day, quiet.end, zone)))
-    return windows
-
-
-def _window_end(moment: datetime, quiet: QuietHours, zone: zoneinfo.ZoneInfo) -> datetime | None:
-    for begin, end in _windows(moment, quiet, zone):
-        if begin <= moment < end:
-            return end
+        if local_instant(day, quiet.start, zone) <= moment:
+            end = local_instant(day + end_day, quiet.end, zone)
+            if moment < end:
+                return end
     return None
 
 
