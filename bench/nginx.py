@@ -33,7 +33,8 @@ pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    log_format stamp '$msec';
+    {access_log}
     client_body_temp_path {root}/body;
     proxy_temp_path {root}/proxy;
     fastcgi_temp_path {root}/fastcgi;
@@ -66,6 +67,8 @@ class Nginx:
 
     url: str
     ca_file: Path
+    access_log: Path | None = None
+    """One line per answered request, the time it was answered (`$msec`), when asked for."""
 
 
 def missing_tools() -> list[str]:
@@ -96,8 +99,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_nginx() -> Iterator[Nginx]:
-    """Start nginx in the foreground under a temporary prefix; stop it on exit."""
+def running_nginx(*, access_log: bool = False) -> Iterator[Nginx]:
+    """Start nginx in the foreground under a temporary prefix; stop it on exit.
+
+    With `access_log` it logs each request's end time, buffered so that the
+    log costs nginx little; `AccessLog` counts them.
+    """
     nginx = _which("nginx")
     if nginx is None:
         raise RuntimeError("nginx is not installed")
@@ -105,6 +112,10 @@ def running_nginx() -> Iterator[Nginx]:
         root = Path(tmp)
         tls = make_tls_files(root / "tls")
         port = free_port()
+        log = root / "access.log" if access_log else None
+        log_directive = (
+            f"access_log {log} stamp buffer=256k flush=100ms;" if log else "access_log off;"
+        )
         config = root / "nginx.conf"
         config.write_text(
             _CONFIG.format(
@@ -113,12 +124,13 @@ def running_nginx() -> Iterator[Nginx]:
                 cert=tls.cert_file,
                 key=tls.key_file,
                 marker=BAD_MARKER,
+                access_log=log_directive,
             )
         )
         process = subprocess.Popen([nginx, "-p", str(root), "-c", str(config)])
         try:
             _wait_for_port(port, process)
-            yield Nginx(f"https://127.0.0.1:{port}", tls.ca_file)
+            yield Nginx(f"https://127.0.0.1:{port}", tls.ca_file, log)
         finally:
             process.terminate()
             try:
@@ -140,3 +152,35 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
             continue
         return
     raise RuntimeError("nginx did not start listening")
+
+
+class AccessLog:
+    """Reads an nginx `stamp` log incrementally: requests answered since `mark()`, last time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self.last = 0.0
+        self._offset = 0
+        self._partial = b""
+
+    def mark(self) -> None:
+        """Forget what was logged so far (h2load, earlier runs)."""
+        self.poll()
+        self.count = 0
+        self.last = 0.0
+
+    def poll(self) -> int:
+        """Read new lines; returns the count since `mark()`."""
+        if not self.path.exists():
+            return self.count
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            data = self._partial + handle.read()
+            self._offset = handle.tell()
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        if lines:
+            self.count += len(lines)
+            self.last = max(self.last, float(lines[-1]))
+        return self.count
