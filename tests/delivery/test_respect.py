@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -203,3 +204,75 @@ async def test_a_delivery_deferred_past_its_ttl_expires_instead_of_arriving_late
     status = await pipeline.status(accepted.json()["id"])
     assert status["stats"]["expired"] == 1
     assert status["status"] == "completed"
+
+
+async def test_throttle_spreads_a_campaign_per_minute(pipeline: Pipeline) -> None:
+    subscriptions = [
+        (await pipeline.register_webpush(user_id=f"u-{i}", consent=GRANTED))[1] for i in range(7)
+    ]
+    accepted = await pipeline.send(
+        {
+            "audience": {"all": True},
+            "content": {"title": "Slowly"},
+            "schedule": {"throttle_per_minute": 3},
+        }
+    )
+    sent_per_minute = []
+    for _ in range(4):
+        await pipeline.worker.run_until_idle()
+        sent_per_minute.append(sum(len(pipeline.webpush.received(s)) for s in subscriptions))
+        pipeline.clock.advance(60)
+    assert sent_per_minute == [3, 6, 7, 7]
+    assert (await pipeline.status(accepted.json()["id"]))["status"] == "completed"
+
+
+async def test_frequency_caps_count_what_was_sent_per_user(pipeline: Pipeline) -> None:
+    await _configure(
+        pipeline,
+        categories=[{"name": "marketing"}, {"name": "orders", "counts_toward_caps": False}],
+        caps=[{"max": 2, "per": "day", "category": "marketing"}],
+    )
+    for _ in range(2):  # one user, two devices: one notification counts once
+        await pipeline.register_webpush(user_id="u-1", consent=GRANTED)
+    sent = []
+    for index in range(3):
+        accepted = await pipeline.send(
+            {
+                "audience": {"users": ["u-1"]},
+                "content": {"title": f"Promo {index}"},
+                "category": "marketing",
+            }
+        )
+        await pipeline.worker.run_until_idle()
+        sent.append((await pipeline.status(accepted.json()["id"]))["stats"])
+        pipeline.clock.advance(60)
+    assert [s["sent"] for s in sent] == [2, 2, 0]
+    assert sent[2]["suppressed"] == {"frequency_cap": 2}
+    orders = await pipeline.send(
+        {"audience": {"users": ["u-1"]}, "content": {"title": "Shipped"}, "category": "orders"}
+    )
+    await pipeline.worker.run_until_idle()
+    assert (await pipeline.status(orders.json()["id"]))["stats"]["sent"] == 2
+    await pipeline.api.put(
+        f"/v1/apps/{pipeline.app.id}/users/u-1/preferences",
+        json={"caps": [{"max": 5, "per": "day", "category": "marketing"}]},
+        headers=pipeline.app.client(),
+    )
+    again = await pipeline.send(
+        {"audience": {"users": ["u-1"]}, "content": {"title": "More"}, "category": "marketing"}
+    )
+    await pipeline.worker.run_until_idle()
+    assert (await pipeline.status(again.json()["id"]))["stats"]["sent"] == 2
+
+
+async def test_two_workers_racing_cannot_both_take_the_last_cap_slot(pipeline: Pipeline) -> None:
+    from clarion.delivery.worker import Worker
+
+    await _configure(pipeline, caps=[{"max": 1, "per": "day"}])
+    _, subscription = await pipeline.register_webpush(user_id="u-1", consent=GRANTED)
+    for index in range(4):
+        await pipeline.send({"audience": {"users": ["u-1"]}, "content": {"title": f"N{index}"}})
+    rival = Worker(pipeline.database, pipeline.providers, pipeline.clock, poll_interval=0.01)
+    await asyncio.gather(pipeline.worker.run_until_idle(), rival.run_until_idle())
+    await pipeline.worker.run_until_idle()
+    assert len(pipeline.webpush.received(subscription)) == 1

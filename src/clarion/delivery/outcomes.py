@@ -28,7 +28,7 @@ from clarion.model.outcome import (
 )
 from clarion.model.platform import Platform
 from clarion.model.retry import retry_at
-from clarion.store import queue, webhooks
+from clarion.store import caps, queue, webhooks
 from clarion.store.db import Database
 from clarion.store.devices import token_hash
 from clarion.store.notifications import DeliveryStatus, NotificationRecord, complete_if_done
@@ -85,6 +85,8 @@ class OutcomeWriter:
         self.deactivate: list[tuple[str, str, datetime | None]] = []
         self.replace: list[tuple[str, str]] = []
         self.auth_failure: str | None = None
+        self.reserved: dict[str, str] = {}
+        """device id -> cap subject whose slot this batch reserved (released if not sent)."""
         self._again: list[_Retried] = []
         self._again_due: datetime | None = None
 
@@ -152,11 +154,18 @@ class OutcomeWriter:
                     await _set_due(conn, record.id, waiting, until)
                 await self._write_finals(conn, record.id)
                 deactivated = await self._write_devices(conn, record.app_id, now)
+                await caps.release(conn, record.app_id, self._unused_slots(), record.id)
                 await webhooks.emit(conn, record.app_id, self._events(record, deactivated), now)
             await queue.enqueue(conn, follow_ups, now)
             await queue.finish(conn, self.job.id, self.owner)
             if record is not None and await complete_if_done(conn, record.id, now):
                 await webhooks.emit_completed(conn, record.app_id, record.id, now)
+
+    def _unused_slots(self) -> list[str]:
+        """Cap subjects none of whose deliveries in this batch went out or may still go."""
+        ended = {row["b_device"] for row in self.finals if row["b_status"] != "sent"}
+        used = {s for device, s in self.reserved.items() if device not in ended}
+        return sorted({s for device, s in self.reserved.items() if device in ended} - used)
 
     def _events(
         self, record: NotificationRecord, deactivated: list[tuple[str, str]]

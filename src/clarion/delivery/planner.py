@@ -11,7 +11,7 @@ that both believe they own a notification cannot both write a chunk.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.delivery.rules import NotificationRules, RecipientFacts
+from clarion.delivery.rules import Decision, NotificationRules, RecipientFacts
 from clarion.model.audience import Audience
 from clarion.model.notification import NotificationSpec, parse_notification
 from clarion.model.schedule import PlanStatus
@@ -81,12 +81,17 @@ async def plan_chunk(
         spec = load_spec(record)
         page = (
             await conn.execute(
-                audience_page(app_id, spec.audience, after=record.planned_through, limit=chunk)
+                audience_page(
+                    app_id, spec.audience, after=record.planned_through, limit=chunk, now=now
+                )
             )
         ).all()
-        queued = await _write_chunk(conn, app_id, record, spec, page, now, batch)
+        throttle = Throttle(spec, record.plan_state)
+        queued = await _write_chunk(conn, app_id, record, spec, page, now, batch, throttle)
         done = len(page) < chunk
-        advanced = await _advance(conn, record, page[-1].id if page else None, len(page), done)
+        advanced = await _advance(
+            conn, record, page[-1].id if page else None, len(page), done, throttle.state
+        )
         if not advanced:
             raise PlanConflict(notification_id)
         if done and await complete_if_done(conn, notification_id, now):
@@ -105,7 +110,12 @@ async def _set(conn: AsyncConnection, notification_id: str, **values: Any) -> No
 
 
 async def _advance(
-    conn: AsyncConnection, record: NotificationRecord, last: str | None, count: int, done: bool
+    conn: AsyncConnection,
+    record: NotificationRecord,
+    last: str | None,
+    count: int,
+    done: bool,
+    state: dict[str, int] | None,
 ) -> bool:
     progress = (
         notifications.c.planned_through.is_(None)
@@ -113,6 +123,8 @@ async def _advance(
         else notifications.c.planned_through == record.planned_through
     )
     values: dict[str, Any] = {"targeted": notifications.c.targeted + count}
+    if state is not None:
+        values["plan_state"] = {"throttle": state}
     if last is not None:
         values["planned_through"] = last
     if done:
@@ -154,6 +166,34 @@ async def _recipients(
     return result
 
 
+class Throttle:
+    """Spreads a campaign to at most `throttle_per_minute` sends a minute, per wave.
+
+    A wave is the deliveries due at the same time: the immediate send, or
+    one time zone's local-time slot, so a throttled local-time campaign is
+    throttled within each zone's wave. The counts live in the notification's
+    `plan_state`, written with each chunk, so a resumed planner continues them.
+    """
+
+    def __init__(self, spec: NotificationSpec, saved: Mapping[str, Any] | None) -> None:
+        self.per_minute = spec.schedule.throttle_per_minute
+        self.send_at = spec.schedule.send_at
+        self.state: dict[str, int] | None = (
+            dict((saved or {}).get("throttle", {})) if self.per_minute else None
+        )
+
+    def spread(self, decision: Decision, now: datetime) -> Decision:
+        if self.state is None or self.per_minute is None or decision.due_at is None:
+            return decision
+        wave = self.send_at if decision.due_at <= now else job_due(decision.due_at, now)
+        key = wave.isoformat()
+        position = self.state.get(key, 0)
+        self.state[key] = position + 1
+        due = max(decision.due_at, wave + timedelta(minutes=position // self.per_minute))
+        status = PlanStatus.SCHEDULED if due > now else decision.status
+        return Decision(status, decision.reason, due)
+
+
 def job_due(due: datetime, now: datetime) -> datetime:
     """When the job carrying a delivery due at `due` runs: at once, or on the next minute.
 
@@ -175,6 +215,7 @@ async def _write_chunk(
     page: Sequence[sa.Row[Any]],
     now: datetime,
     batch: int,
+    throttle: Throttle,
 ) -> int:
     app = await get_app(conn, app_id)
     if app is None:
@@ -184,7 +225,7 @@ async def _write_chunk(
     groups: dict[tuple[str, datetime], list[str]] = defaultdict(list)
     platforms = {row.id: row.platform for row in page}
     for recipient in await _recipients(conn, app_id, page):
-        decision = rules.decide(recipient, now)
+        decision = throttle.spread(rules.decide(recipient, now), now)
         status = _STATUS[decision.status]
         rows.append(
             {

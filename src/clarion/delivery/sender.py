@@ -27,6 +27,9 @@ from clarion.delivery.metrics import DeliveryMetrics
 from clarion.delivery.outcomes import PENDING, OutcomeWriter, Pending
 from clarion.delivery.planner import SEND_JOB, job_due, load_spec
 from clarion.delivery.rules import NotificationRules, RecipientFacts
+from clarion.model.app import App
+from clarion.model.caps import SentPush
+from clarion.model.consent import subject_hash
 from clarion.model.message import Message, Recipient, WebPushSubscription
 from clarion.model.notification import NotificationSpec
 from clarion.model.outcome import Outcome, Retry
@@ -35,7 +38,7 @@ from clarion.model.policy import Suppression
 from clarion.model.preferences import UserPreferences
 from clarion.model.schedule import PlanStatus
 from clarion.model.template import device_values, personalize
-from clarion.store import queue
+from clarion.store import caps, queue
 from clarion.store.apps import get_app
 from clarion.store.db import Database
 from clarion.store.notifications import (
@@ -50,6 +53,11 @@ from clarion.store.users import preferences_for
 
 PAUSED_RECHECK = timedelta(seconds=30)
 PUSH_NAMESPACE = uuid.UUID("5b0c7a4e-8d7e-4f59-9a43-2f3d0b6c9e11")
+
+
+def cap_subject(app: App, user_id: str | None, device_id: str) -> str:
+    """Whom a cap counts for: the user (as a keyed hash, never the raw id), else the device."""
+    return f"u:{subject_hash(app.subject_salt, user_id)}" if user_id else f"d:{device_id}"
 
 
 def push_id(notification_id: str, device_id: str) -> uuid.UUID:
@@ -106,6 +114,7 @@ class Sender:
             return
         rules = NotificationRules(app, self._spec(record))
         to_send = self._screen(record, rows, writer, rules, prefs)
+        to_send = await self._within_caps(app, record, rules, to_send, prefs, writer)
         if to_send:
             await self._send(record, platform, to_send, writer)
         await writer.commit(record)
@@ -146,6 +155,52 @@ class Sender:
             else:
                 writer.final(row.device_id, DeliveryStatus.SUPPRESSED, decision.reason)
         return to_send
+
+    async def _within_caps(
+        self,
+        app: App,
+        record: NotificationRecord,
+        rules: NotificationRules,
+        rows: list[BatchRow],
+        prefs: Mapping[str, UserPreferences],
+        writer: OutcomeWriter,
+    ) -> list[BatchRow]:
+        """Reserve a cap slot for each recipient that caps apply to; the rest are suppressed."""
+
+        def prefs_of(row: BatchRow) -> UserPreferences | None:
+            return prefs.get(row.user_id) if row.user_id else None
+
+        capped = [row for row in rows if rules.caps_apply(prefs_of(row))]
+        if not capped:
+            return rows
+        now = self.clock.now()
+        allowed = [row for row in rows if row not in capped]
+        subjects = {row.device_id: cap_subject(app, row.user_id, row.device_id) for row in capped}
+        async with self.database.write() as conn:
+            for row in sorted(capped, key=lambda r: subjects[r.device_id]):
+                recipient_prefs = prefs_of(row)
+
+                def allows(
+                    recent: caps.RecentSends, p: UserPreferences | None = recipient_prefs
+                ) -> bool:
+                    sent = [SentPush(at, category) for category, at in recent]
+                    return rules.over_cap(p, sent, now) is None
+
+                reserved = await caps.reserve(
+                    conn,
+                    app_id=app.id,
+                    subject=subjects[row.device_id],
+                    notification_id=record.id,
+                    category=rules.spec.category,
+                    now=now,
+                    allows=allows,
+                )
+                if reserved:
+                    allowed.append(row)
+                    writer.reserved[row.device_id] = subjects[row.device_id]
+                else:
+                    writer.final(row.device_id, DeliveryStatus.SUPPRESSED, "frequency_cap")
+        return allowed
 
     async def _send(
         self,

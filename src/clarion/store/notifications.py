@@ -52,6 +52,7 @@ class NotificationRecord:
     send_at: datetime
     expires_at: datetime
     planned_through: str | None
+    plan_state: Mapping[str, Any] | None
     targeted: int
     created_at: datetime
     completed_at: datetime | None
@@ -66,6 +67,7 @@ def _record(row: sa.Row[Any]) -> NotificationRecord:
         send_at=row.send_at,
         expires_at=row.expires_at,
         planned_through=row.planned_through,
+        plan_state=row.plan_state,
         targeted=row.targeted,
         created_at=row.created_at,
         completed_at=row.completed_at,

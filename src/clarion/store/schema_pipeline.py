@@ -17,6 +17,7 @@ notifications = sa.Table(
     sa.Column("send_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),
     sa.Column("planned_through", sa.String(40), nullable=True),
+    sa.Column("plan_state", JsonType, nullable=True),
     sa.Column("targeted", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("completed_at", UtcDateTime, nullable=True),
