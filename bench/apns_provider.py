@@ -1,4 +1,10 @@
-"""An `ApnsProvider` wired to the bench nginx: token auth, a realistic alert, 10% 410s."""
+"""An `ApnsProvider` wired to the bench nginx: token auth, a realistic alert, 10% 410s.
+
+Each recipient gets its own `Message`, as the sender builds them: its own
+push id (so its own `apns-id`) and its own copy of the localized content
+(`Content.for_locale` makes a new object), so the provider cannot tell from
+identity alone that one push goes to many devices.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from clarion.model.content import Content
+from clarion.model.content import Content, LocalizedText
 from clarion.model.message import Message, Recipient
 from clarion.model.platform import Platform
 from clarion.providers.apns import ApnsProvider, ApnsTokenCredentials
@@ -29,12 +35,26 @@ def provider_sender(transport: Transport, url: str) -> Callable[[int], Awaitable
     ).decode()
     credentials = ApnsTokenCredentials("ABC123DEFG", "TEAM123456", pem, "com.example.app")
     provider = ApnsProvider(credentials, transport, endpoint=url)
-    content = Content(title="Your order shipped", body="Arrives Thursday", badge=1, sound="default")
-    message = Message(content=content, push_id=uuid.uuid4())
-    recipients = [Recipient(f"dev-{i}", Platform.APNS, token(i, ERROR_SHARE)) for i in range(1000)]
+    content = Content(
+        title="Your order shipped",
+        body="Arrives Thursday",
+        badge=1,
+        sound="default",
+        data={"order_id": "1234"},
+        localized={"fr": LocalizedText(title="Votre commande est partie")},
+    )
+    locales = ("en-US", "fr-FR", None)
+    pushes = [
+        (
+            Message(content=content.for_locale(locales[i % 3]), push_id=uuid.uuid4(), ttl=3600),
+            Recipient(f"dev-{i}", Platform.APNS, token(i, ERROR_SHARE), locales[i % 3]),
+        )
+        for i in range(1000)
+    ]
 
     async def send(index: int) -> str:
-        outcome = await provider.send(message, recipients[index % len(recipients)])
+        message, recipient = pushes[index % len(pushes)]
+        outcome = await provider.send(message, recipient)
         return type(outcome).__name__
 
     return send

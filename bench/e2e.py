@@ -56,7 +56,7 @@ from clarion.clock import SystemClock
 from clarion.config import Settings
 from clarion.delivery.runtime import build_runtime
 from clarion.store.db import Database
-from clarion.store.schema_pipeline import deliveries
+from clarion.store.schema_pipeline import deliveries, notifications
 
 DEVICES = int(os.environ.get("CLARION_BENCH_DEVICES", "100000"))
 BACKENDS = os.environ.get("CLARION_BENCH_BACKENDS", "sqlite,postgres").split(",")
@@ -64,6 +64,9 @@ VARIANTS = os.environ.get("CLARION_BENCH_E2E_VARIANTS", "inprocess,processes").s
 WORKER_PROCESSES = 2
 TARGET_RATE = 20_000.0
 """Issue 8: deliveries/s end to end on this 2-core machine, both cores in use."""
+PYSPY = os.environ.get("CLARION_BENCH_PYSPY")
+"""A py-spy binary: record each measured run's processes (raw stacks) next to the run."""
+PROFILE_DIR = Path(os.environ.get("CLARION_BENCH_PROFILE_DIR", tempfile.gettempdir()))
 STALL_SECONDS = 60.0
 """Give up on a run when nginx saw no new push for this long."""
 NOTIFICATION = {
@@ -82,6 +85,8 @@ class E2eRun:
     """POST to the last push nginx answered."""
     final_seconds: float
     """POST to no delivery left queued."""
+    planned_seconds: float
+    """POST to the planner's last chunk (every delivery and send job written)."""
     cpu_seconds: float
     """Clarion processes (the API's included)."""
     db_cpu_seconds: float
@@ -182,6 +187,7 @@ async def _measure(
     before = [sample(p.pid, reset_peak=True) for p in pids]
     db_before = [sample(pid) for pid in await backend_pids(url)]
     own_before = sample_self(reset_peak=True)
+    profilers = _profile(label, [os.getpid(), *(p.pid for p in pids)])
     log.mark()
     started = time.time()
     answer = await api.post(
@@ -192,9 +198,12 @@ async def _measure(
     if answer.status_code != 202:
         raise RuntimeError(f"POST /notifications answered {answer.status_code}: {answer.text}")
     notification_id = answer.json()["id"]
+    planning = asyncio.create_task(_until_planned(database, notification_id))
     await _until_answered(log, DEVICES)
     await _until_final(database, notification_id)
     final = time.time() - started
+    planned = (await planning) - started
+    _stop_profiling(profilers)
     after = [sample(p.pid) for p in pids]
     db_after = [sample(pid) for pid in await backend_pids(url)]
     own = sample_self().minus(own_before)
@@ -204,11 +213,33 @@ async def _measure(
         pushes=log.count,
         seconds=(log.last - started) if log.count else final,
         final_seconds=final,
+        planned_seconds=planned,
         cpu_seconds=own.cpu_seconds + sum(w.cpu_seconds for w in workers),
         db_cpu_seconds=_cpu_since(db_before, db_after),
         peak_rss_mb=max([own.peak_rss_mb, *(w.peak_rss_mb for w in workers)]),
         latency=None,
     )
+
+
+def _profile(label: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    if not PYSPY:
+        return []
+    name = label.replace(", ", "-").replace(" ", "_")
+    profilers = []
+    for pid in pids:
+        output = PROFILE_DIR / f"e2e-{name}-{pid}.txt"
+        command = [PYSPY, "record", "--pid", str(pid), "-o", str(output), "-f", "raw", "-r", "200"]
+        profilers.append(subprocess.Popen([*command, "--nonblocking"], stderr=subprocess.DEVNULL))
+        print(f"  profiling {pid} into {output}")
+    time.sleep(0.5)  # py-spy attaches
+    return profilers
+
+
+def _stop_profiling(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        profiler.wait(timeout=60)
 
 
 def _cpu_since(before: list[ProcessSample], after: list[ProcessSample]) -> float:
@@ -231,6 +262,18 @@ async def _until_answered(log: AccessLog, count: int) -> None:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.25)  # nginx flushes its log every 100 ms: take the last lines
     log.poll()
+
+
+async def _until_planned(database: Database, notification_id: str) -> float:
+    """When the notification left `planning` (wall clock), polled every 50 ms."""
+    query = sa.select(notifications.c.status).where(notifications.c.id == notification_id)
+    deadline = time.monotonic() + STALL_SECONDS * 5
+    while time.monotonic() < deadline:
+        async with database.read() as conn:
+            if (await conn.execute(query)).scalar_one() not in ("scheduled", "planning"):
+                return time.time()
+        await asyncio.sleep(0.05)
+    return time.time()
 
 
 async def _until_final(database: Database, notification_id: str) -> None:
@@ -277,6 +320,7 @@ def _with_latency(run: E2eRun, quantiles: tuple[float, ...] | None) -> E2eRun:
         run.pushes,
         run.seconds,
         run.final_seconds,
+        run.planned_seconds,
         run.cpu_seconds,
         run.db_cpu_seconds,
         run.peak_rss_mb,
@@ -335,6 +379,14 @@ def rows(run: E2eRun, h2load_rate: float) -> list[Row]:
             "",
         ),
         (f"{label}: POST to all final", f"{run.final_seconds:.1f} s", f"{run.pushes:,} pushes", ""),
+        (
+            f"{label}: POST to all planned",
+            f"{run.planned_seconds:.1f} s",
+            f"{DEVICES / run.planned_seconds:,.0f} devices/s planned"
+            if run.planned_seconds
+            else "",
+            "",
+        ),
         (f"{label}: peak RSS", f"{run.peak_rss_mb:,.0f} MB", "largest process", ""),
     ]
     if run.latency is not None:
