@@ -58,12 +58,43 @@ class NotificationRules:
         self.app = app
         self.spec = spec
         self.category: Category | None = find_category(app.categories, spec.category)
+        self._memo: dict[tuple[object, ...], Decision] = {}
+        self._memo_now: datetime | None = None
 
     def caps_apply(self, prefs: UserPreferences | None) -> bool:
         """Whether caps can hold this push back for this recipient (else skip the bookkeeping)."""
         return counts_toward_caps(self.category) and bool(self.caps_for(prefs))
 
     def decide(self, recipient: RecipientFacts, now: datetime) -> Decision:
+        """The decision for one recipient, memoized by everything it depends on.
+
+        Recipients of a campaign mostly share a handful of situations (same
+        zone, no preferences of their own), so a million-device plan computes
+        each situation once instead of once per device.
+        """
+        if now != self._memo_now:
+            self._memo.clear()
+            self._memo_now = now
+        prefs = recipient.preferences
+        key = (
+            recipient.consent,
+            recipient.active,
+            recipient.timezone,
+            None
+            if prefs is None
+            else (
+                prefs.timezone,
+                prefs.quiet_hours_set,
+                prefs.quiet_hours,
+                prefs.categories.get(self.category.name) if self.category else None,
+            ),
+        )
+        decision = self._memo.get(key)
+        if decision is None:
+            decision = self._memo[key] = self._decide(recipient, now)
+        return decision
+
+    def _decide(self, recipient: RecipientFacts, now: datetime) -> Decision:
         suppression = device_suppression(recipient.consent, recipient.active)
         if suppression is not None:
             return Decision(PlanStatus.SUPPRESSED, suppression.value)
