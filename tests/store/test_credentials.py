@@ -164,3 +164,21 @@ async def test_rotation_with_the_wrong_old_key_changes_nothing(
     async with database.read() as conn:
         stored = await credentials.get_credential(conn, app_id, "apns")
     assert stored is not None and stored.open(Sealer(KEY))["private_key"] == PLAINTEXT
+
+
+async def test_rotation_reseals_webhook_secrets_too(database: Database, clock: FakeClock) -> None:
+    from clarion.store import webhooks
+
+    app_id = await _app(database, clock)
+    async with database.write() as conn:
+        hook, secret = await webhooks.create_webhook(
+            conn, app_id, "https://hooks.example.com/x", ["*"], Sealer(KEY), clock.now()
+        )
+    new_key = secrets.token_bytes(32)
+    report = await rotate_secret(database, KEY, new_key)
+    assert report.resealed == 1
+    async with database.read() as conn:
+        found = await webhooks.webhook_secret(conn, app_id, hook.id, Sealer(new_key))
+        assert found is not None and found[1] == secret
+        with pytest.raises(SealError):
+            await webhooks.webhook_secret(conn, app_id, hook.id, Sealer(KEY))

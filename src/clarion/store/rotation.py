@@ -1,4 +1,6 @@
-"""Re-seal every provider credential under a new secret key (`clarion rotate-secret`).
+"""Re-seal every sealed secret under a new secret key (`clarion rotate-secret`).
+
+That is every provider credential and every webhook signing secret.
 
 All credentials are re-sealed in one write transaction: either every row is
 under the new key afterwards, or (on any error) none changed. A value that
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clarion.store import credentials
+from clarion.store import credentials, webhooks
 from clarion.store.db import Database
 from clarion.store.sealing import Sealer, SealError
 
@@ -40,5 +42,17 @@ async def rotate_secret(database: Database, old_key: bytes, new_key: bytes) -> R
                 raise SealError(f"credential of app {app_id}, provider {provider}: {exc}") from exc
             fresh = sealer.seal(plaintext, app_id=app_id, provider=provider)
             await credentials.reseal(conn, app_id, provider, fresh, sealer.key_id.hex())
+            resealed += 1
+        for app_id, webhook_id, sealed in await webhooks.sealed_secrets(conn):
+            purpose = webhooks.sealing_purpose(webhook_id)
+            if sealer.is_current(sealed):
+                current += 1
+                continue
+            try:
+                plaintext = sealer.open(sealed, app_id=app_id, provider=purpose)
+            except SealError as exc:
+                raise SealError(f"webhook {webhook_id} of app {app_id}: {exc}") from exc
+            fresh = sealer.seal(plaintext, app_id=app_id, provider=purpose)
+            await webhooks.reseal_secret(conn, app_id, webhook_id, fresh)
             resealed += 1
     return RotationReport(resealed, current)

@@ -48,7 +48,8 @@ class Event:
     data: Mapping[str, Any]
 
 
-def _purpose(webhook_id: str) -> str:
+def sealing_purpose(webhook_id: str) -> str:
+    """The associated data a webhook secret is sealed with (not a provider's)."""
     return f"webhook:{webhook_id}"
 
 
@@ -67,7 +68,7 @@ async def create_webhook(
     """A new webhook and its signing secret (shown only now)."""
     webhook_id = new_id("whk")
     secret = "whsec_" + secrets.token_urlsafe(32)
-    sealed = sealer.seal(secret.encode(), app_id=app_id, provider=_purpose(webhook_id))
+    sealed = sealer.seal(secret.encode(), app_id=app_id, provider=sealing_purpose(webhook_id))
     await conn.execute(
         webhooks.insert().values(
             id=webhook_id,
@@ -105,7 +106,7 @@ async def webhook_secret(
     ).first()
     if row is None:
         return None
-    secret = sealer.open(row.sealed_secret, app_id=app_id, provider=_purpose(webhook_id))
+    secret = sealer.open(row.sealed_secret, app_id=app_id, provider=sealing_purpose(webhook_id))
     return _webhook(row), secret.decode()
 
 
