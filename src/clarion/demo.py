@@ -27,6 +27,8 @@ from clarion.store.db import Database
 from clarion.store.sealing import Sealer
 
 DEMO_FILE = "demo.json"
+EMULATORS_FILE = "emulators.json"
+"""The emulators' URLs and CA file, for tools and browser tests driving the demo."""
 DEMO_USER = "demo-user"
 DEMO_TOKEN = "demo-fcm-token-0001"  # noqa: S105 - a device token, not a secret
 
@@ -62,6 +64,10 @@ async def prepare_demo_app(
                 expires_at=validated.expires_at,
                 now=clock.now(),
             )
+    _write(
+        settings.data_dir / EMULATORS_FILE,
+        {**emulators.urls, "ca_file": str(emulators.ca_file.resolve())},
+    )
     return known
 
 

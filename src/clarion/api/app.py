@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from clarion.api.errors import install_error_handlers
 from clarion.api.limits import BodyLimitMiddleware
@@ -13,6 +14,7 @@ from clarion.api.routes import (
     events,
     health,
     notifications,
+    preference_links,
     providers,
     segments,
     tags,
@@ -20,6 +22,8 @@ from clarion.api.routes import (
     webhooks,
 )
 from clarion.api.services import Services
+from clarion.web import STATIC_DIR, STATIC_PREFIX, sdk
+from clarion.web import preferences as preference_center
 
 
 def create_app(services: Services) -> FastAPI:
@@ -47,5 +51,10 @@ def create_app(services: Services) -> FastAPI:
         api.include_router(module.router)
     api.include_router(segments.router)
     api.include_router(segments.audience_router)
+    api.include_router(preference_links.router)
+    api.include_router(preference_center.router)
+    api.include_router(sdk.router)
+    api.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     api.add_middleware(BodyLimitMiddleware, limit=services.settings.body_limit)
+    api.add_middleware(sdk.ApiCors)
     return api

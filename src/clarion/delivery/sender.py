@@ -246,6 +246,8 @@ class Sender:
             collapse_key=spec.collapse_key,
             category=spec.category,
             overrides=spec.overrides.get(platform.value, {}),
+            notification_id=record.id,
+            device_id=row.device_id,
         )
         subscription = None
         if row.push_keys:

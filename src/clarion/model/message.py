@@ -58,6 +58,9 @@ class Message:
     `expires_at` is when the push stops being worth delivering (send_at + ttl).
     `overrides` is the notification's per-platform object, merged into the
     native payload for what the common content cannot say.
+    `notification_id` and `device_id` name the delivery, for clients that
+    report `received`/`opened` themselves (the Web Push SDK's service worker
+    reads them from the payload).
     """
 
     content: Content
@@ -68,3 +71,5 @@ class Message:
     collapse_key: str | None = None
     category: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    notification_id: str | None = None
+    device_id: str | None = None

@@ -11,7 +11,11 @@ The payload a service worker receives (the Clarion SDK's worker reads it):
     {"push_id": "<uuid>", "title": str, "body": str, "subtitle": str,
      "image": url, "url": url to open on click, "app_badge": int,
      "tag": collapse key, "data": {...},
-     "actions": [{"action": id, "title": str, "url": url?}]}
+     "actions": [{"action": id, "title": str, "url": url?}],
+     "notification_id": str, "device_id": str}
+
+`notification_id` and `device_id` name the delivery, so the worker can
+report `received` and `opened` to `POST /v1/apps/{app}/events`.
 
 Absent values are left out; a push without a title or a body is refused
 (`NotUserVisible`), because browsers require every push to show a
@@ -141,6 +145,8 @@ def render_payload(message: Message) -> dict[str, Any]:
             for a in content.actions
         ]
         or None,
+        "notification_id": message.notification_id,
+        "device_id": message.device_id,
     }
     for key, value in message.overrides.items():
         if key in _HEADER_KEYS:
