@@ -80,6 +80,8 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while not stop.is_set():
+                # Cleared before claiming: a wake() that lands while claiming is not lost.
+                self._wake.clear()
                 claimed = await self._claim_and_start()
                 if claimed == 0:
                     await self._idle(stop)
@@ -100,7 +102,6 @@ class Worker:
         if len(self._running) >= self.concurrency:
             await asyncio.wait(self._running.values(), return_when=asyncio.FIRST_COMPLETED)
             return
-        self._wake.clear()
         signals: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(stop.wait()),
