@@ -22,7 +22,7 @@ from clarion.api.routes import (
     webhooks,
 )
 from clarion.api.services import Services
-from clarion.web import STATIC_DIR, STATIC_PREFIX, sdk
+from clarion.web import STATIC_DIR, STATIC_PREFIX, dashboard, sdk
 from clarion.web import preferences as preference_center
 
 
@@ -54,6 +54,7 @@ def create_app(services: Services) -> FastAPI:
     api.include_router(preference_links.router)
     api.include_router(preference_center.router)
     api.include_router(sdk.router)
+    dashboard.install(api)
     api.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     api.add_middleware(BodyLimitMiddleware, limit=services.settings.body_limit)
     api.add_middleware(sdk.ApiCors)
