@@ -98,6 +98,10 @@ async def seed(url: str, nginx: Nginx, count: int) -> SeededApp:
             ]
             async with database.write() as conn:
                 await conn.execute(devices.insert(), rows)
+        async with database.write() as conn:
+            # A store in use has statistics; a bulk-loaded one has none until autovacuum
+            # gets to it, and the query planner would pick scans meant for empty tables.
+            await conn.execute(sa.text("ANALYZE"))
     finally:
         await database.dispose()
     return SeededApp(app.id, server.key)
