@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -78,6 +79,7 @@ async def notification_page(
         top=top,
         peak=peak,
         log=rows,
+        request_json=json.dumps(data["request"], indent=2, ensure_ascii=False),
         status=status.value if status else "",
         statuses=[s.value for s in DeliveryStatus],
     )

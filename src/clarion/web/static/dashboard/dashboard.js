@@ -108,7 +108,7 @@
   }
   function drawTimeline(svg, points) {
     var peak = Math.max.apply(null, points.map(function (p) { return p.sent; }).concat([1]));
-    var width = Math.max(points.length * 14, 300);
+    var width = Math.max(points.length * 14, 600);
     clear(svg, true);
     svg.setAttribute("viewBox", "0 0 " + width + " 140");
     svg.querySelector("desc").textContent = points.length ? points.map(function (p) { return p.minute + ": " + p.sent + "."; }).join(" ") : "Nothing sent yet.";
