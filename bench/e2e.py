@@ -49,6 +49,7 @@ from bench.e2e_store import (
 from bench.nginx import AccessLog, Nginx, ensure_tools, running_nginx
 from bench.procstat import ProcessSample, latency_quantiles, sample, sample_self
 from bench.report import Row, table
+from bench.sqlstats import SqlStats
 from bench.transport import h2load_run
 from clarion.api.app import create_app
 from clarion.api.services import Services
@@ -67,6 +68,8 @@ TARGET_RATE = 20_000.0
 PYSPY = os.environ.get("CLARION_BENCH_PYSPY")
 """A py-spy binary: record each measured run's processes (raw stacks) next to the run."""
 PROFILE_DIR = Path(os.environ.get("CLARION_BENCH_PROFILE_DIR", tempfile.gettempdir()))
+SQL_STATS = os.environ.get("CLARION_BENCH_SQL_STATS") == "1"
+"""Print the in-process run's SQL wall time per statement (see `bench.sqlstats`)."""
 STALL_SECONDS = 60.0
 """Give up on a run when nginx saw no new push for this long."""
 NOTIFICATION = {
@@ -134,11 +137,15 @@ async def in_process_run(
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
+    stats = SqlStats(database) if SQL_STATS else None
     try:
         async with _api(services) as api:
             await asyncio.sleep(0.5)  # the worker is idle, waiting to be woken
             run = await _measure(label, url, api, app, log, database, pids=[])
             quantiles = latency_quantiles(worker.metrics.registry, (0.5, 0.99))
+        if stats is not None:
+            stats.detach()
+            print(stats.report())
     finally:
         stop.set()
         await task
@@ -265,14 +272,14 @@ async def _until_answered(log: AccessLog, count: int) -> None:
 
 
 async def _until_planned(database: Database, notification_id: str) -> float:
-    """When the notification left `planning` (wall clock), polled every 50 ms."""
+    """When the notification left `planning` (wall clock), polled every 100 ms."""
     query = sa.select(notifications.c.status).where(notifications.c.id == notification_id)
     deadline = time.monotonic() + STALL_SECONDS * 5
     while time.monotonic() < deadline:
         async with database.read() as conn:
             if (await conn.execute(query)).scalar_one() not in ("scheduled", "planning"):
                 return time.time()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     return time.time()
 
 
