@@ -5,7 +5,8 @@ Shared by the preference-center, SDK and dashboard tests:
 - `clarion_demo` starts `clarion demo` (what `make run` starts: API, worker,
   every emulator, a demo app) in a temporary directory on a free port, once
   per session, and kills it at the end.
-- `browser` is Chromium at /usr/bin/chromium, headless; `page` a fresh
+- `browser` is Chromium at /usr/bin/chromium, headless, one per test module
+  (do not mix asyncio tests into a module that uses it); `page` a fresh
   context and page per test at desktop size.
 - `screenshots` writes a page at desktop (1280x800) and phone (390x844)
   widths to tests/web/screenshots/ (git-ignored) for a person to look at.
@@ -152,8 +153,14 @@ def clarion_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServe
             process.stdout.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module.
+
+    Module-scoped on purpose: Playwright's sync API keeps its event loop
+    marked as running in this thread while it is started, so asyncio tests
+    (and `asyncio.run`) in other modules must not run under a live browser.
+    """
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is absent: apt-get install chromium to run the browser tests"
         if os.environ.get("CI"):
