@@ -16,7 +16,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Path, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from clarion.api.services import Services, services
@@ -125,6 +125,14 @@ CheckedForm = Annotated[FormData, Depends(checked_form)]
 ScriptViewer = Annotated[Viewer, Depends(checked_header)]
 
 
+_NOT_FOUND = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found · Clarion</title>'
+    '<link rel="stylesheet" href="/static/dashboard/dashboard.css"></head><body><main id="main">'
+    "<h1>Not found</h1><p>No such page, or it is of an app your key cannot see.</p>"
+    '<p><a href="/">Back to the dashboard</a></p></main></body></html>'
+)
+
+
 def _wants_page(request: Request) -> bool:
     return request.method == "GET" and not request.url.path.endswith(".json")
 
@@ -144,6 +152,8 @@ def install_handlers(api: FastAPI) -> None:
         return JSONResponse({"detail": "the form's CSRF token is missing or stale"}, 403)
 
     async def on_hidden(request: Request, exc: Exception) -> Response:
+        if _wants_page(request):
+            return HTMLResponse(_NOT_FOUND, status_code=404)
         return JSONResponse({"detail": "not found"}, status_code=404)
 
     api.add_exception_handler(SignInRequired, on_sign_in)

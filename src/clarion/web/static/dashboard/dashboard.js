@@ -136,7 +136,7 @@
           drawTimeline(document.getElementById("timeline"), n.timeline);
           status.textContent = n.status;
           status.className = "badge ntf-" + n.status;
-          live.setAttribute("data-status", n.status);
+          // data-status turns final only on the page the server renders after the end.
           if (done.indexOf(n.status) >= 0) { window.location.reload(); } else { setTimeout(poll, 1000); }
         })
         .catch(function () { setTimeout(poll, 3000); });
