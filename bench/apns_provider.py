@@ -23,7 +23,9 @@ from clarion.providers.base import Transport
 ERROR_SHARE = 0.1
 
 
-def provider_sender(transport: Transport, url: str) -> Callable[[int], Awaitable[str]]:
+def provider_sender(
+    transport: Transport, url: str, error_share: float = ERROR_SHARE
+) -> Callable[[int], Awaitable[str]]:
     """`send(i)` pushes to the i-th recipient and returns the outcome's class name."""
     from bench.transport import token
 
@@ -47,7 +49,7 @@ def provider_sender(transport: Transport, url: str) -> Callable[[int], Awaitable
     pushes = [
         (
             Message(content=content.for_locale(locales[i % 3]), push_id=uuid.uuid4(), ttl=3600),
-            Recipient(f"dev-{i}", Platform.APNS, token(i, ERROR_SHARE), locales[i % 3]),
+            Recipient(f"dev-{i}", Platform.APNS, token(i, error_share), locales[i % 3]),
         )
         for i in range(1000)
     ]
