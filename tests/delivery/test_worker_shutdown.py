@@ -30,7 +30,12 @@ async def test_sigterm_drains_in_flight_pushes_and_releases_the_rest(tmp_path: P
         apns.state.faults.set_all(Fault(status=200, delay=1.0))
         _, notification_id = await _seed(database, apns, count=600)
         worker = _start_worker(url, apns.ca_file, tmp_path / "worker.log")
-        await asyncio.sleep(2.5)  # the worker started; pushes are in flight, answers 1 s away
+        log = tmp_path / "worker.log"
+        for _ in range(600):  # started: its SIGTERM handler is installed
+            if "started" in log.read_text():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # planned and pushing; the answers come 1 s after each push
         started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(worker.wait, 30)
