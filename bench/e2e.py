@@ -95,7 +95,7 @@ class E2eRun:
     db_cpu_seconds: float
     """PostgreSQL server processes of the run's database (0 on SQLite: in-process)."""
     peak_rss_mb: float
-    """The largest Clarion process."""
+    """The largest worker process (this one when it ran the worker)."""
     latency: tuple[float, ...] | None
 
     @property
@@ -223,7 +223,7 @@ async def _measure(
         planned_seconds=planned,
         cpu_seconds=own.cpu_seconds + sum(w.cpu_seconds for w in workers),
         db_cpu_seconds=_cpu_since(db_before, db_after),
-        peak_rss_mb=max([own.peak_rss_mb, *(w.peak_rss_mb for w in workers)]),
+        peak_rss_mb=max(w.peak_rss_mb for w in workers) if workers else own.peak_rss_mb,
         latency=None,
     )
 
@@ -394,7 +394,7 @@ def rows(run: E2eRun, h2load_rate: float) -> list[Row]:
             else "",
             "",
         ),
-        (f"{label}: peak RSS", f"{run.peak_rss_mb:,.0f} MB", "largest process", ""),
+        (f"{label}: peak RSS", f"{run.peak_rss_mb:,.0f} MB", "largest worker process", ""),
     ]
     if run.latency is not None:
         p50, p99 = run.latency[0], run.latency[-1]
