@@ -24,8 +24,6 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.clock import Clock, SystemClock
+from clarion.emulators.base import Emulator
 from clarion.emulators.oauth import OAuthIssuer
 from clarion.emulators.recording import (
     EmulatorState,
@@ -70,7 +69,7 @@ class AdmRejection(Exception):
         self.reason = reason
 
 
-class AdmEmulator:
+class AdmEmulator(Emulator):
     """The ADM token endpoint and messaging API on a loopback server.
 
     `accept_unknown_registrations` treats any ID as live (for the demo).
@@ -100,14 +99,6 @@ class AdmEmulator:
         self.server = EmulatorServer(self.app, tls=tls)
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
-
-    @property
     def token_url(self) -> str:
         return self.url + TOKEN_PATH
 
@@ -132,18 +123,6 @@ class AdmEmulator:
         if registration is None and self.accept_unknown_registrations:
             registration = self.registrations[registration_id] = Registration()
         return registration
-
-    async def __aenter__(self) -> AdmEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()
 
 
 def create_adm_app(emulator: AdmEmulator) -> Starlette:

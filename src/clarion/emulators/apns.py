@@ -39,8 +39,6 @@ import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -64,6 +62,7 @@ from clarion.emulators.apns_checks import (
     check_topic,
 )
 from clarion.emulators.apns_h2 import RawApnsServer
+from clarion.emulators.base import Emulator
 from clarion.emulators.recording import EmulatorState, Fault, RecordedRequest, inspection_routes
 from clarion.emulators.server import EmulatorServer
 
@@ -84,7 +83,7 @@ DEFAULT_REASONS = {
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-class ApnsEmulator:
+class ApnsEmulator(Emulator):
     """APNs on `https://127.0.0.1:<port>`; `async with ApnsEmulator(...) as emu`.
 
     `topics` are the bundle ids the keys or certificates may push to (push
@@ -120,14 +119,6 @@ class ApnsEmulator:
             self.server = EmulatorServer(
                 create_apns_app(self), tls=True, client_ca_file=client_ca_file
             )
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
 
     def goaway(self, reason: str = "Shutdown") -> None:
         """Close every client connection with GOAWAY `{"reason": reason}` (raw_h2 only)."""
@@ -281,18 +272,6 @@ class ApnsEmulator:
         if "bundle_id" in spec:
             self.bind(token, str(spec["bundle_id"]))
         return Response(status_code=204)
-
-    async def __aenter__(self) -> ApnsEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()
 
 
 def _response_apns_id(requested: str | None) -> str:

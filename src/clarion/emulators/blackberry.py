@@ -29,8 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.message import EmailMessage
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -39,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clarion.clock import Clock, SystemClock
+from clarion.emulators.base import Emulator
 from clarion.emulators.blackberry_pap import (
     PapInvalid,
     parse_address,
@@ -83,7 +82,7 @@ class PapAnswer(Exception):
         self.bad_message = bad_message
 
 
-class BlackBerryEmulator:
+class BlackBerryEmulator(Emulator):
     """A PAP push gateway on a loopback server.
 
     `password=None` turns Basic auth off (an MDS without push authentication);
@@ -110,16 +109,8 @@ class BlackBerryEmulator:
         self.server = EmulatorServer(create_blackberry_app(self), tls=tls)
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
     def push_url(self) -> str:
         return self.url + PUSH_PATH
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
 
     def register(self, address: str | None = None) -> str:
         """A known device: the given PIN or email, or a new random PIN."""
@@ -133,18 +124,6 @@ class BlackBerryEmulator:
 
     def knows(self, device: str) -> bool:
         return self.accept_unknown_addresses or device.lower() in self.devices
-
-    async def __aenter__(self) -> BlackBerryEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()
 
 
 def create_blackberry_app(emulator: BlackBerryEmulator) -> Starlette:

@@ -21,8 +21,6 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.clock import Clock
+from clarion.emulators.base import Emulator
 from clarion.emulators.oauth import OAuthIssuer
 from clarion.emulators.recording import EmulatorState, Fault, RecordedRequest, inspection_routes
 from clarion.emulators.server import EmulatorServer
@@ -285,7 +284,7 @@ def _account_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-class FcmEmulator:
+class FcmEmulator(Emulator):
     """`async with FcmEmulator() as emu:` serves the fake on a loopback port."""
 
     def __init__(
@@ -297,16 +296,8 @@ class FcmEmulator:
         self.server = EmulatorServer(self.backend.app(), tls=tls)
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
     def token_url(self) -> str:
         return self.server.url + "/token"
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
 
     def service_account(self, project_id: str, client_email: str | None = None) -> dict[str, Any]:
         """A fresh service-account JSON for `project_id` whose token_uri is this emulator."""
@@ -340,15 +331,3 @@ class FcmEmulator:
     def register(self, token: str, project_id: str) -> None:
         """Bind `token` to a project; sending to it from another gives SENDER_ID_MISMATCH."""
         self.backend.owners[token] = project_id
-
-    async def __aenter__(self) -> FcmEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()

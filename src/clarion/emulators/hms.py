@@ -21,8 +21,6 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.clock import Clock
+from clarion.emulators.base import Emulator
 from clarion.emulators.oauth import OAuthIssuer
 from clarion.emulators.recording import EmulatorState, Fault, RecordedRequest, inspection_routes
 from clarion.emulators.server import EmulatorServer
@@ -206,7 +205,7 @@ def _validate(message: Mapping[str, Any]) -> None:
         raise HmsReject("80300008")
 
 
-class HmsEmulator:
+class HmsEmulator(Emulator):
     """`async with HmsEmulator() as emu:` serves the fake on a loopback port."""
 
     def __init__(
@@ -218,16 +217,8 @@ class HmsEmulator:
         self.server = EmulatorServer(self.backend.app(), tls=tls)
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
     def token_url(self) -> str:
         return self.server.url + TOKEN_PATH
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
 
     def add_app(self, app_id: str, client_secret: str) -> None:
         """Accept this AppID/AppSecret at the token endpoint."""
@@ -236,15 +227,3 @@ class HmsEmulator:
     def unregister(self, token: str) -> None:
         """Make `token` count as invalid from now on (app uninstalled)."""
         self.backend.unregistered.add(token)
-
-    async def __aenter__(self) -> HmsEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()

@@ -34,8 +34,6 @@ import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.clock import Clock, SystemClock
+from clarion.emulators.base import Emulator
 from clarion.emulators.recording import EmulatorState, RecordedRequest, inspection_routes
 from clarion.emulators.server import EmulatorServer
 from clarion.model.message import WebPushSubscription
@@ -127,7 +126,7 @@ def _check_vapid(request: Request, subscriber: Subscriber, clock: Clock) -> None
         raise Refusal(403, 109, "VAPID key does not match the subscription's key")
 
 
-class WebPushEmulator:
+class WebPushEmulator(Emulator):
     """A push service on `https://127.0.0.1:<port>`; `async with WebPushEmulator() as emu`.
 
     Share the test's `FakeClock` as `clock` when the sender uses one, since
@@ -140,14 +139,6 @@ class WebPushEmulator:
         self.subscribers: dict[str, Subscriber] = {}
         self.app = create_webpush_app(self)
         self.server = EmulatorServer(self.app, tls=tls)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
 
     def subscribe(
         self, *, application_server_key: str | None = None, unifiedpush: bool = False
@@ -253,18 +244,6 @@ class WebPushEmulator:
         )
         keys = {"p256dh": subscription.p256dh, "auth": subscription.auth}
         return JSONResponse({"endpoint": subscription.endpoint, "keys": keys}, status_code=201)
-
-    async def __aenter__(self) -> WebPushEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()
 
 
 def create_webpush_app(emulator: WebPushEmulator) -> Starlette:

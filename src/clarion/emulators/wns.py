@@ -22,8 +22,6 @@ import re
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from clarion.clock import Clock, SystemClock
+from clarion.emulators.base import Emulator
 from clarion.emulators.oauth import OAuthIssuer
 from clarion.emulators.recording import (
     EmulatorState,
@@ -70,7 +69,7 @@ class WnsRejection(Exception):
         self.headers = headers
 
 
-class WnsEmulator:
+class WnsEmulator(Emulator):
     """The WNS token endpoint and channels on a loopback server.
 
     `accept_unknown_channels` makes any `?token=` a live channel of the default
@@ -99,14 +98,6 @@ class WnsEmulator:
         self.server = EmulatorServer(self.app, tls=tls)
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def ca_file(self) -> Path | None:
-        return self.server.ca_file
-
-    @property
     def token_url(self) -> str:
         return self.url + TOKEN_PATH
 
@@ -133,18 +124,6 @@ class WnsEmulator:
         if channel is None and self.accept_unknown_channels:
             channel = self.channels[name] = Channel(self.client_id)
         return channel
-
-    async def __aenter__(self) -> WnsEmulator:
-        await self.server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.server.stop()
 
 
 def create_wns_app(emulator: WnsEmulator) -> Starlette:
