@@ -34,11 +34,10 @@ from clarion.store.notifications import (
     complete_if_done,
     get_notification,
 )
-from clarion.store.schema import devices
 from clarion.store.schema_pipeline import deliveries, notifications
 from clarion.store.users import preferences_for
 
-PLAN_CHUNK = 1000
+PLAN_CHUNK = 5000
 SEND_BATCH = 500
 SEND_JOB = "send"
 
@@ -138,32 +137,20 @@ async def _advance(
 async def _recipients(
     conn: AsyncConnection, app_id: str, page: Sequence[sa.Row[Any]]
 ) -> list[RecipientFacts]:
-    """The chunk's devices with their time zone, user and the user's preferences."""
-    ids = [row.id for row in page]
-    details = {
-        row.id: row
-        for row in await conn.execute(
-            sa.select(devices.c.id, devices.c.timezone, devices.c.user_id).where(
-                devices.c.app_id == app_id, devices.c.id.in_(ids)
-            )
+    """The chunk's devices with their user's preferences (one query for the whole chunk)."""
+    users = sorted({row.user_id for row in page if row.user_id})
+    prefs = await preferences_for(conn, app_id, users)
+    return [
+        RecipientFacts(
+            device_id=row.id,
+            consent=row.consent,
+            active=row.active,
+            timezone=row.timezone,
+            user_id=row.user_id,
+            preferences=prefs.get(row.user_id) if row.user_id else None,
         )
-    }
-    users = {d.user_id for d in details.values() if d.user_id}
-    prefs = await preferences_for(conn, app_id, sorted(users))
-    result = []
-    for row in page:
-        detail = details[row.id]
-        result.append(
-            RecipientFacts(
-                device_id=row.id,
-                consent=row.consent,
-                active=row.active,
-                timezone=detail.timezone,
-                user_id=detail.user_id,
-                preferences=prefs.get(detail.user_id) if detail.user_id else None,
-            )
-        )
-    return result
+        for row in page
+    ]
 
 
 class Throttle:

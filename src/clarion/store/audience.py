@@ -67,11 +67,17 @@ def audience_page(
     after: str | None,
     limit: int,
     now: datetime | None = None,
-) -> sa.Select[tuple[str, str, str, bool]]:
-    """One keyset page of the audience: (id, platform, consent, active), by device id."""
-    query = sa.select(devices.c.id, devices.c.platform, devices.c.consent, devices.c.active).where(
-        audience_condition(app_id, audience, now=now)
-    )
+) -> sa.Select[tuple[str, str, str, bool, str | None, str | None]]:
+    """One keyset page of the audience by device id: what planning a device needs
+    (id, platform, consent, active, timezone, user_id)."""
+    query = sa.select(
+        devices.c.id,
+        devices.c.platform,
+        devices.c.consent,
+        devices.c.active,
+        devices.c.timezone,
+        devices.c.user_id,
+    ).where(audience_condition(app_id, audience, now=now))
     if after is not None:
         query = query.where(devices.c.id > after)
     return query.order_by(devices.c.id).limit(limit)
