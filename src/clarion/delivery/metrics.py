@@ -8,6 +8,8 @@ whole queue.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from clarion.clock import Clock
@@ -22,6 +24,9 @@ class DeliveryMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Label lookups cost more than the increment; the hot path reuses the children.
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
         self.deliveries = Counter(
             "clarion_deliveries",
             "Delivery outcomes by provider and outcome (sent, invalid_token, retry, ...)",
@@ -53,10 +58,17 @@ class DeliveryMetrics:
         )
 
     def count(self, provider: str, outcome: str, n: int = 1) -> None:
-        self.deliveries.labels(provider, outcome).inc(n)
+        key = (provider, outcome)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = self.deliveries.labels(provider, outcome)
+        child.inc(n)
 
     def observe_latency(self, provider: str, seconds: float) -> None:
-        self.latency.labels(provider).observe(seconds)
+        child = self._latencies.get(provider)
+        if child is None:
+            child = self._latencies[provider] = self.latency.labels(provider)
+        child.observe(seconds)
 
     async def render(self, database: Database, clock: Clock) -> bytes:
         """The Prometheus text exposition, with queue figures read now."""
