@@ -174,32 +174,33 @@ class Sender:
         if not capped:
             return rows
         now = self.clock.now()
-        allowed = [row for row in rows if row not in capped]
+        capped_ids = {row.device_id for row in capped}
+        allowed = [row for row in rows if row.device_id not in capped_ids]
         subjects = {row.device_id: cap_subject(app, row.user_id, row.device_id) for row in capped}
+
+        def rule(recipient_prefs: UserPreferences | None) -> caps.Allows:
+            def allows(recent: caps.RecentSends) -> bool:
+                sent = [SentPush(at, category) for category, at in recent]
+                return rules.over_cap(recipient_prefs, sent, now) is None
+
+            return allows
+
         async with self.database.write() as conn:
-            for row in sorted(capped, key=lambda r: subjects[r.device_id]):
-                recipient_prefs = prefs_of(row)
-
-                def allows(
-                    recent: caps.RecentSends, p: UserPreferences | None = recipient_prefs
-                ) -> bool:
-                    sent = [SentPush(at, category) for category, at in recent]
-                    return rules.over_cap(p, sent, now) is None
-
-                reserved = await caps.reserve(
-                    conn,
-                    app_id=app.id,
-                    subject=subjects[row.device_id],
-                    notification_id=record.id,
-                    category=rules.spec.category,
-                    now=now,
-                    allows=allows,
-                )
-                if reserved:
-                    allowed.append(row)
-                    writer.reserved[row.device_id] = subjects[row.device_id]
-                else:
-                    writer.final(row.device_id, DeliveryStatus.SUPPRESSED, "frequency_cap")
+            granted = await caps.reserve_many(
+                conn,
+                app_id=app.id,
+                wanted=[(subjects[row.device_id], rule(prefs_of(row))) for row in capped],
+                notification_id=record.id,
+                category=rules.spec.category,
+                now=now,
+            )
+        for row in capped:
+            subject = subjects[row.device_id]
+            if subject in granted:
+                allowed.append(row)
+                writer.reserved[row.device_id] = subject
+            else:
+                writer.final(row.device_id, DeliveryStatus.SUPPRESSED, "frequency_cap")
         return allowed
 
     async def _send(
