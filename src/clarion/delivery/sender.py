@@ -30,6 +30,7 @@ from clarion.delivery.rules import NotificationRules, RecipientFacts
 from clarion.model.app import App
 from clarion.model.caps import SentPush
 from clarion.model.consent import subject_hash
+from clarion.model.content import Content
 from clarion.model.message import Message, Recipient, WebPushSubscription
 from clarion.model.notification import NotificationSpec
 from clarion.model.outcome import Outcome, Retry
@@ -58,6 +59,10 @@ PUSH_NAMESPACE = uuid.UUID("5b0c7a4e-8d7e-4f59-9a43-2f3d0b6c9e11")
 def cap_subject(app: App, user_id: str | None, device_id: str) -> str:
     """Whom a cap counts for: the user (as a keyed hash, never the raw id), else the device."""
     return f"u:{subject_hash(app.subject_salt, user_id)}" if user_id else f"d:{device_id}"
+
+
+def _templated(content: Content) -> bool:
+    return any("{{" in text for text in (content.title, content.subtitle, content.body) if text)
 
 
 def push_id(notification_id: str, device_id: str) -> uuid.UUID:
@@ -219,8 +224,9 @@ class Sender:
             writer.wait([row.device_id for row in rows], self.clock.now() + PAUSED_RECHECK)
             return
         spec = self._spec(record)
+        localized: dict[str | None, Content] = {}  # one localized copy per locale, not per device
         outcomes = await asyncio.gather(
-            *(self._push(state, record, spec, platform, row) for row in rows)
+            *(self._push(state, record, spec, platform, row, localized) for row in rows)
         )
         for row, outcome in zip(rows, outcomes, strict=True):
             writer.outcome(Pending(row.device_id, row.attempts, row.last_seen), outcome)
@@ -234,12 +240,16 @@ class Sender:
         spec: NotificationSpec,
         platform: Platform,
         row: BatchRow,
+        localized: dict[str | None, Content],
     ) -> Outcome:
+        content = localized.get(row.locale)
+        if content is None:
+            content = localized[row.locale] = spec.content.for_locale(row.locale)
+        if _templated(content):
+            values = device_values(platform.value, row.user_id, row.locale, row.tags)
+            content = personalize(content, values)
         message = Message(
-            content=personalize(
-                spec.content.for_locale(row.locale),
-                device_values(platform.value, row.user_id, row.locale, row.tags),
-            ),
+            content=content,
             push_id=push_id(record.id, row.device_id),
             expires_at=record.expires_at,
             ttl=max(0, int((record.expires_at - self.clock.now()).total_seconds())),
