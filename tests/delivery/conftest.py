@@ -20,6 +20,7 @@ from clarion.emulators.webpush import WebPushEmulator
 from clarion.model.platform import Platform
 from clarion.providers.apns import ApnsProvider
 from clarion.providers.apns_auth import ApnsTokenCredentials
+from clarion.providers.curl_transport import CurlTransport
 from clarion.providers.httpx_transport import HttpxTransport
 from clarion.providers.vapid import generate_vapid_keys
 from clarion.providers.webpush import WebPushCredentials, WebPushProvider
@@ -109,6 +110,63 @@ async def pipeline(database: Database, tmp_path: Path, clock: FakeClock) -> Asyn
                 clock=clock,
             )
             providers.add(app.id, Platform.WEBPUSH, provider)
+            apns_credentials = ApnsTokenCredentials(
+                key_id="KEY0000001",
+                team_id="TEAM000001",
+                private_key=apns.new_signing_key(),
+                bundle_id="com.example.app",
+            )
+            providers.add(
+                app.id,
+                Platform.APNS,
+                ApnsProvider(apns_credentials, apns_transport, clock=clock, endpoint=apns.url),
+            )
+            yield Pipeline(api, app, worker, providers, webpush, apns, clock, database)
+        await transport.aclose()
+        await apns_transport.aclose()
+
+
+@pytest.fixture
+async def apns_pipeline(
+    database: Database, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Pipeline]:
+    """`pipeline` tuned for volume: APNs over pycurl to the raw HTTP/2 emulator.
+
+    Hypercorn's HTTP/2 stream scheduling and httpx cost several times the CPU
+    of libcurl and the emulator's raw h2 server per push; a simulation of
+    tens of thousands of pushes in one process needs the lighter pair. Web
+    Push stays as in `pipeline`.
+    """
+    settings = make_settings(database, tmp_path, allow_private_endpoints=True)
+    async with (
+        WebPushEmulator(clock=clock) as webpush,
+        ApnsEmulator(clock=clock, raw_h2=True) as apns,
+    ):
+        transport = HttpxTransport(ca_file=webpush.ca_file)
+        apns_transport = CurlTransport(ca_file=apns.ca_file)
+        providers = StaticProviders({})
+        worker = Worker(database, providers, clock, poll_interval=0.01)
+        services = Services(
+            settings,
+            database,
+            clock,
+            on_enqueue=worker.wake,
+            metrics=worker.metrics,
+            resolver=no_dns,
+        )
+        asgi = httpx.ASGITransport(app=create_app(services))
+        async with httpx.AsyncClient(transport=asgi, base_url="http://clarion.test") as api:
+            app = await create_test_app(api)
+            keys = generate_vapid_keys()
+            providers.add(
+                app.id,
+                Platform.WEBPUSH,
+                WebPushProvider(
+                    WebPushCredentials(keys.private_pem, "mailto:ops@example.com"),
+                    transport,
+                    clock=clock,
+                ),
+            )
             apns_credentials = ApnsTokenCredentials(
                 key_id="KEY0000001",
                 team_id="TEAM000001",
