@@ -27,13 +27,12 @@ the store.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -46,254 +45,30 @@ from clarion.model.caps import CAP_WINDOWS, counts_toward_caps
 from clarion.model.policy import find_category
 from clarion.model.preferences import (
     FrequencyCap,
-    QuietHours,
-    UserPreferences,
     parse_caps,
     parse_quiet_hours,
 )
-from clarion.model.schedule import effective_quiet_hours, in_quiet_hours, recipient_zone
-from clarion.store.devices import token_hash
-from clarion.store.schema import devices, users
-from clarion.store.users import preferences_for, put_preferences
+from clarion.model.schedule import in_quiet_hours
 from tests.delivery.conftest import Pipeline
+from tests.delivery.respect_population import (
+    APP_CAPS,
+    APP_QUIET,
+    APP_ZONE,
+    CATEGORIES,
+    START,
+    USERS,
+    Person,
+    Send,
+    people,
+    seed,
+    sends,
+)
 
 pytestmark = pytest.mark.slow
 
-USERS = 10_000
-START = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # Europe springs forward at 01:00 UTC tomorrow
 STEP = timedelta(seconds=60)
 WALK = timedelta(hours=26)
-APP_ZONE = "America/Sao_Paulo"  # 09:00 there is START itself: a wave due at once
-APP_QUIET = {"start": "22:00", "end": "08:00"}
-APP_CAPS = [{"max": 2, "per": "day", "category": "marketing"}]
-CATEGORIES: list[dict[str, Any]] = [
-    {"name": "marketing"},
-    {"name": "digest"},
-    {"name": "orders", "counts_toward_caps": False},
-]
-GAP_WINDOW = {"start": "23:30", "end": "02:30"}  # ends inside Paris's 02:00-03:00 gap
-# Users' own windows: wrapping midnight, covering 09:00 (the campaign is
-# deferred to their end), and edges inside the 02:00-03:00 gap of Europe's
-# spring-forward night.
-USER_WINDOWS = [
-    {"start": "23:00", "end": "07:00"},
-    {"start": "21:30", "end": "09:30"},
-    {"start": "08:30", "end": "09:15"},
-    {"start": "13:00", "end": "14:30"},
-    GAP_WINDOW,
-    {"start": "02:30", "end": "10:00"},
-    {"start": "00:00", "end": "06:00"},
-]
-USER_CAPS = [
-    [{"max": 1, "per": "day", "category": "marketing"}],
-    [{"max": 5, "per": "day", "category": "marketing"}],
-    [{"max": 1, "per": "hour", "category": "marketing"}],
-    [{"max": 2, "per": "day"}],
-    [{"max": 0, "per": "week", "category": "digest"}],
-]
-STALE_ZONE = "Mars/Olympus_Mons"  # a device zone no longer known: falls through
 FINAL = {"sent", "suppressed"}  # nothing expires: the default ttl is 28 days
-
-
-@dataclass
-class Person:
-    """One seeded user and device, and the oracle's view of them."""
-
-    user_id: str
-    device_id: str
-    token: str
-    consent: str
-    device_tz: str | None
-    prefs: UserPreferences | None
-    region: str
-    zone: zoneinfo.ZoneInfo = field(init=False)
-    quiet: QuietHours | None = field(init=False)
-
-    def settle(self, app_quiet: QuietHours | None) -> None:
-        user_tz = self.prefs.timezone if self.prefs else None
-        self.zone = recipient_zone(user_tz, self.device_tz, APP_ZONE)
-        self.quiet = effective_quiet_hours(app_quiet, self.prefs)
-
-    def caps(self, app_caps: tuple[FrequencyCap, ...]) -> tuple[FrequencyCap, ...]:
-        """The app's caps, each one the user set for the same category and period replacing it."""
-        own = tuple(self.prefs.caps or ()) if self.prefs else ()
-        chosen = {(cap.category, cap.per) for cap in own}
-        return (*(cap for cap in app_caps if (cap.category, cap.per) not in chosen), *own)
-
-    def allows(self, category: Category | None) -> bool:
-        """The user's choice for the category, else its default."""
-        if category is None:
-            return True
-        choices = self.prefs.categories if self.prefs else {}
-        return choices.get(category.name, category.default_opt_in)
-
-
-@dataclass(frozen=True)
-class Send:
-    """A notification of the simulation: what was asked and when it was posted."""
-
-    name: str
-    body: dict[str, Any]
-    post_at: timedelta
-    region: str | None = None  # the audience: everyone, or the devices tagged with this region
-
-
-def _people(zones: list[str]) -> list[Person]:
-    """A deterministic population; every zone gets users, in every mix."""
-    rng = random.Random(6)
-    people = []
-    for index in range(USERS):
-        zone = zones[index % len(zones)]
-        roll = rng.random()
-        consent = "denied" if roll < 0.06 else "provisional" if roll < 0.09 else "granted"
-        device_tz: str | None = zone
-        user_tz: str | None = None
-        where = rng.random()
-        if where < 0.10:
-            device_tz = None  # the app's zone
-        elif where < 0.13:
-            device_tz = STALE_ZONE
-        elif where < 0.25:
-            user_tz, device_tz = zone, zones[(index * 7 + 3) % len(zones)]  # the user's wins
-        quiet: dict[str, Any] = {}
-        kind = rng.random()
-        if kind < 0.15:
-            quiet = {"quiet_hours": None, "quiet_hours_set": True}
-        elif kind < 0.50:
-            window = rng.choice(USER_WINDOWS)
-            if zone.startswith("Europe/") and rng.random() < 0.5:
-                window = GAP_WINDOW
-            quiet = {"quiet_hours": parse_quiet_hours(window), "quiet_hours_set": True}
-        choices: dict[str, bool] = {}
-        if rng.random() < 0.15:
-            choices["marketing"] = False
-        elif rng.random() < 0.05:
-            choices["marketing"] = True
-        if rng.random() < 0.06:
-            choices["digest"] = False
-        caps = parse_caps(rng.choice(USER_CAPS)) if rng.random() < 0.30 else None
-        prefs = None
-        if quiet or choices or caps is not None or user_tz is not None:
-            prefs = UserPreferences(
-                categories=choices,
-                quiet_hours=quiet.get("quiet_hours"),
-                quiet_hours_set=bool(quiet.get("quiet_hours_set")),
-                timezone=user_tz,
-                caps=caps,
-            )
-        people.append(
-            Person(
-                user_id=f"user-{index:05d}",
-                device_id=f"dev_{index:026d}",
-                token=f"{index:064x}",
-                consent=consent,
-                device_tz=device_tz,
-                prefs=prefs,
-                region=zone.split("/")[0].lower(),
-            )
-        )
-    return people
-
-
-def _user_row(app_id: str, user_id: str, prefs: UserPreferences, now: datetime) -> dict[str, Any]:
-    """A `users` row as `put_preferences` writes it (checked by reading all of them back)."""
-    return {
-        "app_id": app_id,
-        "user_id": user_id,
-        "categories": dict(prefs.categories),
-        "quiet_hours": (
-            {"window": prefs.quiet_hours.as_json() if prefs.quiet_hours else None}
-            if prefs.quiet_hours_set
-            else None
-        ),
-        "timezone": prefs.timezone,
-        "caps": [cap.as_json() for cap in prefs.caps] if prefs.caps is not None else None,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-async def _seed(pipeline: Pipeline, people: list[Person]) -> None:
-    """Devices and most preferences in bulk straight into the store, some through its writer.
-
-    Every user's preferences are then read back through the store's reader,
-    so the pipeline sees exactly what the oracle assumes.
-    """
-    now = pipeline.clock.now()
-    app_id = pipeline.app.id
-    rows: list[dict[str, Any]] = [
-        {
-            "id": person.device_id,
-            "app_id": app_id,
-            "platform": "apns",
-            "token": person.token,
-            "token_hash": token_hash(person.token),
-            "push_keys": None,
-            "user_id": person.user_id,
-            "locale": None,
-            "timezone": person.device_tz,
-            "app_version": None,
-            "tags": {"region": person.region},
-            "consent": person.consent,
-            "active": True,
-            "created_at": now,
-            "updated_at": now,
-            "last_seen": now,
-        }
-        for person in people
-    ]
-    choosers = [person for person in people if person.prefs is not None]
-    written, bulk = choosers[::25], [p for i, p in enumerate(choosers) if i % 25]
-    async with pipeline.database.write() as conn:
-        await conn.execute(devices.insert(), rows)
-        await conn.execute(
-            users.insert(),
-            [_user_row(app_id, p.user_id, p.prefs, now) for p in bulk if p.prefs is not None],
-        )
-        for person in written:
-            assert person.prefs is not None
-            await put_preferences(conn, app_id, person.user_id, person.prefs, now)
-    async with pipeline.database.read() as conn:
-        stored = await preferences_for(conn, app_id, [person.user_id for person in people])
-    assert stored == {p.user_id: p.prefs for p in choosers}
-
-
-def _sends() -> list[Send]:
-    def marketing(title: str, **schedule: Any) -> dict[str, Any]:
-        return {
-            "audience": {"all": True},
-            "category": "marketing",
-            "content": {"title": title},
-            "schedule": schedule,
-        }
-
-    return [
-        Send(
-            "digest",
-            {
-                "audience": {"all": True},
-                "category": "digest",
-                "content": {"title": "Your morning digest"},
-                "schedule": {"local_time": "09:00", "quiet_hours": "defer"},
-            },
-            timedelta(0),
-        ),
-        Send("promo-1", marketing("Spring sale"), timedelta(0)),
-        Send("promo-2", marketing("Flash deal", quiet_hours="drop"), timedelta(0)),
-        Send("promo-3", marketing("Weekend picks"), timedelta(hours=6)),
-        # Midnight in Paris on the night its clocks skip 02:00-03:00: windows
-        # ending at 02:30 end at 03:00 CEST. Orders neither use nor meet caps.
-        Send(
-            "orders",
-            {
-                "audience": {"filter": "tag.region = 'europe'"},
-                "category": "orders",
-                "content": {"title": "Your order shipped"},
-            },
-            timedelta(hours=11),
-            region="europe",
-        ),
-    ]
 
 
 async def _all_deliveries(pipeline: Pipeline, notification_id: str) -> list[dict[str, Any]]:
@@ -427,15 +202,15 @@ async def _walk(pipeline: Pipeline, world: World) -> None:
 
 def _check_arrivals(world: World) -> None:
     """Nobody without consent or opted out got a push, nobody inside their quiet hours."""
-    people = {person.device_id: person for person in world.people}
-    sends = {send.name: send for send in world.sends}
+    by_device = {person.device_id: person for person in world.people}
+    by_name = {send.name: send for send in world.sends}
     for (name, device_id), at in world.arrivals.items():
-        person, category = people[device_id], world.category(sends[name])
+        person, category = by_device[device_id], world.category(by_name[name])
         assert person.consent != "denied", (name, person.user_id)
         assert person.allows(category), f"{person.user_id} opted out of {name}"
         local = at.astimezone(person.zone)
         assert not in_quiet_hours(at, person.quiet, person.zone), (name, person, local)
-        world.received[person.user_id].append((at, str(sends[name].body.get("category"))))
+        world.received[person.user_id].append((at, str(by_name[name].body.get("category"))))
 
 
 def _over_cap(
@@ -510,7 +285,7 @@ def _check_delivery(
 
 
 async def _check_deliveries(pipeline: Pipeline, world: World) -> Counter[tuple[str, str]]:
-    people = {person.device_id: person for person in world.people}
+    by_device = {person.device_id: person for person in world.people}
     nines = {zone: _nine_oclock(zone) for zone in {person.zone for person in world.people}}
     exercised: Counter[tuple[str, str]] = Counter()
     for send in world.sends:
@@ -519,7 +294,7 @@ async def _check_deliveries(pipeline: Pipeline, world: World) -> Counter[tuple[s
         assert {item["device_id"] for item in items} == audience
         assert len(items) == len(audience)
         for item in items:
-            person = people[item["device_id"]]
+            person = by_device[item["device_id"]]
             what = _check_delivery(world, send, item, person, nines[person.zone])
             exercised[(send.name, what)] += 1
     return exercised
@@ -545,11 +320,11 @@ async def test_ten_thousand_recipients_over_a_day_are_respected(
         headers=pipeline.app.server(),
     )
     assert configured.status_code == 200, configured.text
-    world = World(_people(sorted(zoneinfo.available_timezones())), _sends())
+    world = World(people(sorted(zoneinfo.available_timezones())), sends())
     for person in world.people:
         person.settle(parse_quiet_hours(APP_QUIET))
     assert len({person.zone.key for person in world.people}) >= min(300, USERS // 2)
-    await _seed(pipeline, world.people)
+    await seed(pipeline, world.people)
     timings["seed"] = time.perf_counter() - began
 
     await _walk(pipeline, world)
