@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.delivery.rules import Decision, NotificationRules, RecipientFacts
+from clarion.model.app import App
 from clarion.model.audience import Audience
 from clarion.model.notification import NotificationSpec, parse_notification
 from clarion.model.schedule import PlanStatus
@@ -153,6 +154,20 @@ async def _recipients(
     ]
 
 
+_RULES: dict[tuple[str, datetime], NotificationRules] = {}
+
+
+def _rules_for(notification_id: str, app: App, spec: NotificationSpec) -> NotificationRules:
+    """The same rules (and decision memo) for every chunk of one plan, until the app changes."""
+    key = (notification_id, app.updated_at)
+    rules = _RULES.get(key)
+    if rules is None:
+        if len(_RULES) >= 32:
+            _RULES.clear()
+        rules = _RULES[key] = NotificationRules(app, spec)
+    return rules
+
+
 class Throttle:
     """Spreads a campaign to at most `throttle_per_minute` sends a minute, per wave.
 
@@ -207,7 +222,7 @@ async def _write_chunk(
     app = await get_app(conn, app_id)
     if app is None:
         return 0
-    rules = NotificationRules(app, spec)
+    rules = _rules_for(record.id, app, spec)
     rows = []
     groups: dict[tuple[str, datetime], list[str]] = defaultdict(list)
     platforms = {row.id: row.platform for row in page}

@@ -72,9 +72,12 @@ class NotificationRules:
         zone, no preferences of their own), so a million-device plan computes
         each situation once instead of once per device.
         """
-        if now != self._memo_now:
+        # Decided at the minute: recipients planned within the same minute share the
+        # memo (across chunks too), and a minute's floor never sends late.
+        instant = now.replace(second=0, microsecond=0)
+        if instant != self._memo_now:
             self._memo.clear()
-            self._memo_now = now
+            self._memo_now = instant
         prefs = recipient.preferences
         key = (
             recipient.consent,
@@ -91,7 +94,9 @@ class NotificationRules:
         )
         decision = self._memo.get(key)
         if decision is None:
-            decision = self._memo[key] = self._decide(recipient, now)
+            decision = self._memo[key] = self._decide(recipient, instant)
+        if decision.status is PlanStatus.SCHEDULED and decision.due_at and decision.due_at <= now:
+            return Decision(PlanStatus.DUE, decision.reason, decision.due_at)
         return decision
 
     def _decide(self, recipient: RecipientFacts, now: datetime) -> Decision:
