@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from clarion.model.errors import FieldError
 
@@ -33,3 +34,26 @@ def check_limit(limit: int | None) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise FieldError("limit", f"must be from 1 to {MAX_LIMIT}")
     return limit
+
+
+T = TypeVar("T")
+
+
+def decode_after(cursor: str | None) -> str | None:
+    """The last id a list cursor carries (lists page by string ids)."""
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, str):
+        raise FieldError("cursor", "is not a cursor this API returned")
+    return after
+
+
+def page_json(
+    items: Sequence[T], size: int, key: Callable[[T], str], render: Callable[[T], Any]
+) -> dict[str, Any]:
+    """A list answer from `size + 1` fetched items: the page and the cursor to the next one."""
+    shown = items[:size]
+    more = len(items) > size
+    return {
+        "items": [render(item) for item in shown],
+        "next_cursor": encode_cursor(key(shown[-1])) if more else None,
+    }

@@ -28,7 +28,7 @@ from clarion.model.platform import Platform
 from clarion.store import consent as ledger
 from clarion.store import devices as device_store
 from clarion.store import topics as topic_store
-from clarion.store.pagination import check_limit, decode_cursor, encode_cursor
+from clarion.store.pagination import check_limit, decode_after, page_json
 
 router = APIRouter(prefix="/v1/apps/{app_id}/devices", tags=["devices"])
 Found = Annotated[Services, Depends(services)]
@@ -128,9 +128,7 @@ async def list_devices(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     size = check_limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise not_found("cursor")
+    after = decode_after(cursor)
     async with found.database.read() as conn:
         items = await device_store.list_devices(
             conn,
@@ -141,12 +139,7 @@ async def list_devices(
             platform=platform,
             active=active,
         )
-    more = len(items) > size
-    items = items[:size]
-    return {
-        "items": [device_json(device) for device in items],
-        "next_cursor": encode_cursor(items[-1].id) if more else None,
-    }
+    return page_json(items, size, lambda device: device.id, device_json)
 
 
 @router.get("/{device_id}")

@@ -23,7 +23,7 @@ from clarion.model.template import ALWAYS_PRESENT, check_content
 from clarion.store import deliveries as delivery_store
 from clarion.store import notifications as store
 from clarion.store.notifications import DeliveryStatus, NotificationRecord
-from clarion.store.pagination import check_limit, decode_cursor, encode_cursor
+from clarion.store.pagination import check_limit, decode_after, page_json
 
 router = APIRouter(prefix="/v1/apps/{app_id}/notifications", tags=["notifications"])
 Found = Annotated[Services, Depends(services)]
@@ -144,21 +144,14 @@ async def list_deliveries(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     size = check_limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise FieldError("cursor", "is not a cursor this API returned")
+    after = decode_after(cursor)
     async with found.database.read() as conn:
         if await store.get_notification(conn, app.id, notification_id) is None:
             raise not_found("notification")
         items = await delivery_store.list_deliveries(
             conn, app.id, notification_id, status=status, after=after, limit=size + 1
         )
-    more = len(items) > size
-    items = items[:size]
-    return {
-        "items": [delivery_store.delivery_json(item) for item in items],
-        "next_cursor": encode_cursor(items[-1].device_id) if more else None,
-    }
+    return page_json(items, size, lambda item: item.device_id, delivery_store.delivery_json)
 
 
 @router.get("/{notification_id}/deliveries/{device_id}")

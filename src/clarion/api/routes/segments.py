@@ -15,7 +15,7 @@ from clarion.model.audience import Audience, AudienceKind, parse_audience
 from clarion.model.errors import FieldError
 from clarion.model.filter import FilterSyntaxError, parse_filter, print_filter
 from clarion.store import segments as store
-from clarion.store.pagination import check_limit, decode_cursor, encode_cursor
+from clarion.store.pagination import check_limit, decode_after, page_json
 
 router = APIRouter(prefix="/v1/apps/{app_id}/segments", tags=["segments"])
 audience_router = APIRouter(prefix="/v1/apps/{app_id}/audience", tags=["segments"])
@@ -80,17 +80,10 @@ async def list_segments(
     app: ServerApp, found: Found, limit: int | None = None, cursor: str | None = None
 ) -> dict[str, Any]:
     size = check_limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise FieldError("cursor", "is not a cursor this API returned")
+    after = decode_after(cursor)
     async with found.database.read() as conn:
         items = await store.list_segments(conn, app.id, after=after, limit=size + 1)
-    more = len(items) > size
-    items = items[:size]
-    return {
-        "items": [segment_json(item) for item in items],
-        "next_cursor": encode_cursor(items[-1].id) if more else None,
-    }
+    return page_json(items, size, lambda item: item.id, segment_json)
 
 
 @router.get("/{segment_id}")
