@@ -73,3 +73,10 @@ class Message:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     notification_id: str | None = None
     device_id: str | None = None
+
+    def seconds_left(self, now: datetime) -> int | None:
+        """How long the push is still worth delivering: to `expires_at` when set,
+        else `ttl`; None when neither says (the service's default applies)."""
+        if self.expires_at is not None:
+            return int((self.expires_at - now).total_seconds())
+        return self.ttl

@@ -173,11 +173,8 @@ class AdmProvider(BearerTokenProvider):
         return payload
 
     def _expires_after(self, message: Message) -> int | None:
-        if message.expires_at is not None:
-            seconds = int((message.expires_at - self.clock.now()).total_seconds())
-        elif message.ttl is not None:
-            seconds = message.ttl
-        else:
+        seconds = message.seconds_left(self.clock.now())
+        if seconds is None:
             return None
         return min(MAX_EXPIRES_AFTER, max(MIN_EXPIRES_AFTER, seconds))
 

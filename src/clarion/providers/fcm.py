@@ -272,13 +272,8 @@ def _webpush(message: Message, ttl: int | None) -> dict[str, Any]:
 
 
 def _ttl_seconds(message: Message, now: datetime) -> int | None:
-    if message.expires_at is not None:
-        remaining = int((message.expires_at - now).total_seconds())
-    elif message.ttl is not None:
-        remaining = message.ttl
-    else:
-        return None
-    return max(0, min(remaining, MAX_TTL))
+    remaining = message.seconds_left(now)
+    return None if remaining is None else max(0, min(remaining, MAX_TTL))
 
 
 def _compact(values: Mapping[str, Any]) -> dict[str, Any]:

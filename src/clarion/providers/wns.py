@@ -177,10 +177,8 @@ class WnsProvider(BearerTokenProvider):
         return "1" if message.priority is Priority.HIGH else NORMAL_PRIORITY[kind]
 
     def _ttl(self, message: Message) -> int | None:
-        if message.expires_at is not None:
-            remaining = (message.expires_at - self.clock.now()).total_seconds()
-            return max(1, int(remaining))
-        return None if message.ttl is None else max(1, message.ttl)
+        remaining = message.seconds_left(self.clock.now())
+        return None if remaining is None else max(1, remaining)
 
     def classify(self, response: HttpResponse) -> Outcome:
         """The outcome from `WNS_STATUSES`; a 401 also drops the cached token."""
