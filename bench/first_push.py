@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench.clarion_process import ADMIN_KEY, clarion_serve
-from bench.report import table
+from bench.report import Row, table
 from clarion.emulators.apns import ApnsEmulator
 from clarion.providers.base import HttpRequest
 from clarion.providers.curl_transport import CurlTransport
@@ -98,10 +98,10 @@ async def _measure(directory: Path) -> tuple[list[float], list[float]]:
     return latencies, floor
 
 
-def main() -> None:
+def main() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as directory:
         latencies, floor = asyncio.run(_measure(Path(directory)))
-    rows = [
+    rows: list[Row] = [
         (
             f"time to first push p{int(q * 100)} (SQLite, {SENDS} sends)",
             f"{_percentile(latencies, q) * 1000:.1f} ms",
@@ -112,6 +112,7 @@ def main() -> None:
     ]
     rows.append(("time to first push mean", f"{statistics.mean(latencies) * 1000:.1f} ms", "", ""))
     print(table(rows))
+    return rows
 
 
 if __name__ == "__main__":

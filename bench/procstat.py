@@ -1,4 +1,4 @@
-"""CPU time and peak memory of processes, read from Linux's /proc; histogram quantiles.
+"""CPU time and memory of processes, read from Linux's /proc; histogram quantiles.
 
 The end-to-end benchmark counts the CPU of every process that did the work
 (this one, worker processes, PostgreSQL backends), so it reads their
@@ -49,6 +49,20 @@ def sample(pid: int, *, reset_peak: bool = False) -> ProcessSample:
 
 def sample_self(*, reset_peak: bool = False) -> ProcessSample:
     return sample(os.getpid(), reset_peak=reset_peak)
+
+
+def resident_mb(pid: int, key: str = "VmRSS") -> float:
+    """Memory of the process now, from /proc/<pid>/status; 0 when it is gone.
+
+    `VmRSS` is what `ps` and `top` show. `RssAnon` leaves out shared and
+    file-backed pages: a PostgreSQL backend's `VmRSS` grows as it touches
+    shared buffers, which is not memory it owns, so its private memory is the
+    figure to watch for a leak.
+    """
+    try:
+        return _status_kb(Path("/proc") / str(pid) / "status", key) / 1024
+    except OSError:
+        return 0.0
 
 
 def _status_kb(path: Path, key: str) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import resource
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -58,11 +58,53 @@ def cpu_row(figure: str, run: Run, reference: Run, name: str) -> Row:
 
 
 def table(rows: list[Row]) -> str:
-    header: Row = ("figure", "value", "reference", "ratio")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    return grid(("figure", "value", "reference", "ratio"), rows)
+
+
+def grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, a rule under the header."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
     lines.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleResult:
+    """What one benchmark module gave `python -m bench`: its rows, its time, or its error."""
+
+    name: str
+    seconds: float
+    rows: list[Row] | None
+    """None when the module returned nothing (not converted to return its rows)."""
+    error: str | None = None
+
+
+def summary_rows(results: Sequence[ModuleResult], budget_seconds: float) -> list[Row]:
+    """Every module's rows, then a line with its wall time (or its failure), then the total.
+
+    A failed module keeps its place in the table, so a run that lost a
+    figure says so next to the figures it did get.
+    """
+    rows: list[Row] = []
+    for result in results:
+        if result.error is not None:
+            rows.append((f"{result.name}: FAILED", result.error, "", ""))
+        elif result.rows is None:
+            rows.append((f"{result.name}: (returned no rows)", "", "", ""))
+        else:
+            rows.extend(result.rows)
+        rows.append((f"{result.name}: wall time", f"{result.seconds:.1f} s", "", ""))
+    total = sum(result.seconds for result in results)
+    rows.append(
+        (
+            "total wall time",
+            f"{total:.1f} s",
+            f"{budget_seconds:.0f} s (budget)",
+            f"{total / budget_seconds:.2f}",
+        )
+    )
+    return rows
