@@ -82,8 +82,11 @@ class Worker:
             while not stop.is_set():
                 # Cleared before claiming: a wake() that lands while claiming is not lost.
                 self._wake.clear()
+                room = self._room()
                 claimed = await self._claim_and_start()
-                if claimed == 0:
+                # Fewer jobs than room means none are left due: wait for a wake-up (an
+                # enqueue, a finished job) or the poll instead of claiming again at once.
+                if claimed < room or room == 0:
                     await self._idle(stop)
         finally:
             heartbeat.cancel()
@@ -102,18 +105,22 @@ class Worker:
         if len(self._running) >= self.concurrency:
             await asyncio.wait(self._running.values(), return_when=asyncio.FIRST_COMPLETED)
             return
+        # Below capacity a finishing job frees nothing we were waiting for: new work
+        # arrives with a wake-up (an enqueue in this process) or is found by the poll.
         signals: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(stop.wait()),
         ]
-        watched: list[asyncio.Future[Any]] = [*signals, *self._running.values()]
-        await asyncio.wait(watched, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(signals, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
         for signal in signals:
             signal.cancel()
 
+    def _room(self) -> int:
+        return 0 if self._stopping else max(0, self.concurrency - len(self._running))
+
     async def _claim_and_start(self) -> int:
-        room = self.concurrency - len(self._running)
-        if room <= 0 or self._stopping:
+        room = self._room()
+        if room <= 0:
             return 0
         try:
             jobs = await queue.claim(
@@ -127,11 +134,14 @@ class Worker:
         except Exception:
             log.exception("claiming jobs failed")
             return 0
+        self._start(jobs)
+        return len(jobs)
+
+    def _start(self, jobs: list[queue.Job]) -> None:
         for job in jobs:
             task = asyncio.create_task(self._execute(job))
             self._running[job.id] = task
             task.add_done_callback(self._forget(job.id))
-        return len(jobs)
 
     def _forget(self, job_id: int) -> Callable[[asyncio.Task[None]], None]:
         def done(_task: asyncio.Task[None]) -> None:
@@ -167,12 +177,23 @@ class Worker:
                 log.warning("another planner owns %s; leaving it", notification_id)
                 return
             self.metrics.planned.inc(result.planned)
-            if result.queued:
-                self.wake()
             if result.done:
                 break
+            if result.queued:
+                self.wake()  # send the first chunks while the rest is planned
+        # The plan's end and the claim of what it queued share one commit: for a
+        # one-time code this is the shortest way from the API's answer to the push.
         async with self.database.write() as conn:
             await queue.finish(conn, job.id, self.owner)
+            follow = await queue.claim_in(
+                conn,
+                self.owner,
+                self.clock.now(),
+                lease=self.lease,
+                limit=self._room(),
+                kinds=list(self.handlers),
+            )
+        self._start(follow)
 
     async def _send(self, job: queue.Job) -> None:
         await self.sender.run(job, self.owner)

@@ -1,0 +1,80 @@
+"""The worker loop's path from an enqueue to the push: wake-ups, not polls."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import pytest
+
+from clarion.store import queue
+from clarion.store.db import Database
+from tests.delivery.conftest import Pipeline
+
+GRANTED = {"status": "granted", "source": "os_prompt"}
+
+
+async def _one_code(pipeline: Pipeline) -> None:
+    await pipeline.register(
+        {"platform": "apns", "token": secrets.token_hex(32), "user_id": "u-1", "consent": GRANTED}
+    )
+    accepted = await pipeline.send(
+        {"audience": {"users": ["u-1"]}, "content": {"title": "Your code: 1234"}}
+    )
+    assert accepted.status_code == 202, accepted.text
+
+
+async def test_a_one_time_code_is_pushed_without_waiting_for_a_poll(
+    apns_pipeline: Pipeline,
+) -> None:
+    # A poll this long never fires during the test: only the API's wake-up and the
+    # plan job's own claim of the send job it queued can get the push out.
+    apns_pipeline.worker.poll_interval = 3600
+    stop = asyncio.Event()
+    running = asyncio.create_task(apns_pipeline.worker.run(stop))
+    try:
+        await asyncio.sleep(0)
+        await _one_code(apns_pipeline)
+        received = await asyncio.wait_for(apns_pipeline.apns.state.wait_for(1), 10)
+        assert len(received) == 1
+    finally:
+        stop.set()
+        await running
+
+
+async def test_the_loop_claims_again_only_when_work_may_be_left(
+    apns_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    claim = queue.claim
+
+    async def counting(
+        database: Database,
+        owner: str,
+        now: datetime,
+        *,
+        lease: timedelta,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+    ) -> list[queue.Job]:
+        claimed = await claim(database, owner, now, lease=lease, limit=limit, kinds=kinds)
+        calls.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(queue, "claim", counting)
+    apns_pipeline.worker.poll_interval = 3600
+    stop = asyncio.Event()
+    running = asyncio.create_task(apns_pipeline.worker.run(stop))
+    try:
+        await asyncio.sleep(0)
+        await _one_code(apns_pipeline)
+        await asyncio.wait_for(apns_pipeline.apns.state.wait_for(1), 10)
+    finally:
+        stop.set()
+        await running
+    # At most one empty look at start-up, then the plan job; the send job comes with
+    # the plan's last commit, so no claim comes back empty after work was found.
+    assert sum(calls) == 1
+    assert len(calls) <= 2
