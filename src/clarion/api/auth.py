@@ -42,11 +42,18 @@ async def principal(request: Request, found: Annotated[Services, Depends(service
     key = key.strip()
     if hmac.compare_digest(key.encode(), found.settings.admin_key.encode()):
         return Principal(Role.ADMIN, None, None)
+    digest = hash_key(key)
+    known = found.keys.get(digest)
+    if known is not None:
+        return known
+    generation = found.keys.generation()
     async with found.database.read() as conn:
-        record = await app_store.find_key(conn, hash_key(key))
+        record = await app_store.find_key(conn, digest)
     if record is None:
         raise _unauthorized("the API key is unknown or revoked")
-    return Principal(record.role, record.app_id, record.id)
+    known = Principal(record.role, record.app_id, record.id)
+    found.keys.put(digest, known, generation)
+    return known
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
@@ -58,8 +65,12 @@ async def require_admin(who: CurrentPrincipal) -> Principal:
     return who
 
 
-def app_access(*roles: Role) -> Callable[..., Awaitable[App]]:
-    """A dependency loading the `{app_id}` of the URL if the caller may act on it."""
+def app_access(*roles: Role, remembered: bool = False) -> Callable[..., Awaitable[App]]:
+    """A dependency loading the `{app_id}` of the URL if the caller may act on it.
+
+    `remembered` serves the app from the process's short memory (`Services.apps`),
+    for routes that use only what never changes of an app: its id and salt.
+    """
     allowed = {Role.ADMIN, *roles}
 
     async def load(
@@ -71,10 +82,16 @@ def app_access(*roles: Role) -> Callable[..., Awaitable[App]]:
             raise not_found("app")
         if who.role not in allowed:
             raise Problem(403, "Forbidden", f"a {who.role.value} key cannot do this")
+        app = found.apps.get(app_id) if remembered else None
+        if app is not None:
+            return app
+        generation = found.apps.generation()
         async with found.database.read() as conn:
             app = await app_store.get_app(conn, app_id)
         if app is None:
             raise not_found("app")
+        if remembered:
+            found.apps.put(app_id, app, generation)
         return app
 
     return load
@@ -82,5 +99,7 @@ def app_access(*roles: Role) -> Callable[..., Awaitable[App]]:
 
 ServerApp = Annotated[App, Depends(app_access(Role.SERVER))]
 """The URL's app, for the admin or the app's server key."""
-ClientApp = Annotated[App, Depends(app_access(Role.SERVER, Role.CLIENT))]
-"""The URL's app, for any of its keys (the publishable client key included)."""
+ClientApp = Annotated[App, Depends(app_access(Role.SERVER, Role.CLIENT, remembered=True))]
+"""The URL's app, for any of its keys (the publishable client key included).
+
+Routes taking it use only the app's id and subject salt, so it may be remembered."""

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from clarion.api.lookups import TtlCache
 from clarion.clock import Clock
 from clarion.config import Settings
 from clarion.delivery.metrics import DeliveryMetrics
+from clarion.model.app import App
 from clarion.model.consent import RequestOrigin
 from clarion.model.device import TokenPolicy
 from clarion.providers.outbound import Resolver, system_resolver
 from clarion.store.db import Database
+from clarion.store.group_commit import GroupCommit
+from clarion.store.registration import RegistrationWrite, Upserted, upsert_devices
+
+if TYPE_CHECKING:
+    from clarion.api.auth import Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +35,31 @@ class Services:
     """This process's metrics (shared with its in-process worker)."""
     resolver: Resolver = system_resolver
     """DNS for registration-time endpoint checks (tests inject a fake: no query leaves)."""
+    keys: TtlCache[Principal] = field(init=False)
+    """Who each recently seen key is (by its hash), for `settings.auth_cache_ttl`."""
+    apps: TtlCache[App] = field(init=False)
+    """Recently loaded apps, for the routes that use only their id and salt."""
+    registrations: GroupCommit[RegistrationWrite, Upserted] = field(init=False)
+    """Device registrations arriving together are written in one transaction."""
+
+    def __post_init__(self) -> None:
+        ttl = self.settings.auth_cache_ttl
+        object.__setattr__(self, "keys", TtlCache(self.clock.monotonic, ttl))
+        object.__setattr__(self, "apps", TtlCache(self.clock.monotonic, ttl))
+        batches = GroupCommit(self.database, upsert_devices, key=_device_key)
+        object.__setattr__(self, "registrations", batches)
 
     @property
     def token_policy(self) -> TokenPolicy:
         return TokenPolicy(allow_private_endpoints=self.settings.allow_private_endpoints)
 
 
-def services(request: Request) -> Services:
+def _device_key(write: RegistrationWrite) -> tuple[str, str, str]:
+    return write.key
+
+
+async def services(request: Request) -> Services:
+    """The process's services (async: FastAPI would run a plain function in a thread)."""
     found: Services = request.app.state.services
     return found
 

@@ -17,6 +17,22 @@ from clarion.model.keys import NewKey, Role, generate_role_key
 from clarion.model.preferences import parse_caps, parse_quiet_hours
 from clarion.store.schema import api_keys, apps
 
+_changes = 0
+
+
+def changes() -> int:
+    """How many times this process changed an app or revoked a key.
+
+    Caches of keys and apps (`clarion.api.lookups`) compare it to forget at
+    once what this process changed.
+    """
+    return _changes
+
+
+def _changed() -> None:
+    global _changes
+    _changes += 1
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
@@ -84,6 +100,7 @@ async def update_app(
     conn: AsyncConnection, app_id: str, changes: Mapping[str, Any], now: datetime
 ) -> App | None:
     """Apply already-validated changes (name, default_timezone, quiet_hours, caps, categories)."""
+    _changed()
     values = dict(changes)
     if "categories" in values:
         values["categories"] = [
@@ -142,4 +159,5 @@ async def revoke_key(conn: AsyncConnection, app_id: str, key_id: str, now: datet
         )
         .values(revoked_at=now)
     )
+    _changed()
     return result.rowcount > 0

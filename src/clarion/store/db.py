@@ -6,21 +6,27 @@ one upgrades from reading to writing. Within one process, writers also queue
 on an asyncio lock before they touch SQLite: SQLite's own busy handler backs
 off in sleeps of up to 100 ms, which under many concurrent requests costs far
 more than waiting in line (processes sharing the file still rely on it).
+A transaction of many statements can run whole in a writer thread
+(`write_sync`): aiosqlite hops to its thread and back for every statement.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -49,8 +55,10 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(target, **options)
         self._writer = asyncio.Lock()
         self.dialect = self.engine.dialect.name
+        self._sync_engine: sa.Engine | None = None
+        self._sync_thread: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -68,6 +76,41 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def write_sync(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run `work` in one write transaction on a synchronous connection.
+
+        For a transaction of many statements: on SQLite (a file) `work` runs
+        whole in this database's writer thread, one hop for the transaction
+        instead of one per statement through aiosqlite, queued on the same
+        in-process lock as `write()`. Elsewhere it runs under
+        `AsyncConnection.run_sync` (on PostgreSQL, asyncpg underneath).
+        """
+        engine = self._sync_writer()
+        if engine is None:
+            async with self.write() as conn:
+                return await conn.run_sync(work)
+        async with self._writer:
+            assert self._sync_thread is not None  # noqa: S101 - made with the engine
+            done = asyncio.get_running_loop().run_in_executor(
+                self._sync_thread, _run_write, engine, work
+            )
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # Hold the lock until the thread has finished with the database.
+                with contextlib.suppress(BaseException):
+                    await done
+                raise
+
+    def _sync_writer(self) -> sa.Engine | None:
+        if not self.is_sqlite or ":memory:" in self.url or "mode=memory" in self.url:
+            return None
+        if self._sync_engine is None:
+            self._sync_engine = sa.create_engine(self.engine.url.set(drivername="sqlite"))
+            _configure_sqlite(self._sync_engine)
+            self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="clarion-sqlite-writer")
+        return self._sync_engine
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a consistent snapshot)."""
@@ -80,6 +123,18 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync_thread is not None and self._sync_engine is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._sync_thread, self._sync_engine.dispose)
+            self._sync_thread.shutdown()
+            self._sync_engine = self._sync_thread = None
+
+
+def _run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
+    with engine.connect() as plain:
+        conn = plain.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with conn.begin():
+            return work(conn)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -88,9 +143,7 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path.split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _configure_sqlite(sync_engine: sa.Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver so BEGIN is ours to emit.

@@ -29,6 +29,7 @@ from clarion.store import consent as ledger
 from clarion.store import devices as device_store
 from clarion.store import topics as topic_store
 from clarion.store.pagination import check_limit, decode_after, page_json
+from clarion.store.registration import RegistrationWrite
 
 router = APIRouter(prefix="/v1/apps/{app_id}/devices", tags=["devices"])
 Found = Annotated[Services, Depends(services)]
@@ -103,15 +104,11 @@ async def register_device(
     registration = Registration(
         platform=body.platform, token=token, subscription=subscription, **clean
     )
-    async with found.database.write() as conn:
-        result = await device_store.upsert_device(
-            conn,
-            app,
-            registration,
-            body.consent.change() if body.consent else None,
-            request_origin(request),
-            found.clock.now(),
-        )
+    consent = body.consent.change() if body.consent else None
+    write = RegistrationWrite(
+        app, registration, consent, request_origin(request), found.clock.now()
+    )
+    result = await found.registrations.submit(write)
     if not result.created:
         response.status_code = 200
     return device_json(result.device)
