@@ -10,37 +10,35 @@ that both believe they own a notification cannot both write a chunk.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clarion.delivery.rules import Decision, NotificationRules, RecipientFacts
+from clarion.delivery.chunk_plan import SEND_JOB as SEND_JOB
+from clarion.delivery.chunk_plan import Throttle, plan_groups, send_jobs
+from clarion.delivery.chunk_plan import job_due as job_due
+from clarion.delivery.rules import NotificationRules
 from clarion.model.app import App
 from clarion.model.audience import Audience
 from clarion.model.notification import NotificationSpec, parse_notification
-from clarion.model.schedule import PlanStatus
-from clarion.store import queue, webhooks
+from clarion.store import plan_writes, queue, webhooks
 from clarion.store.apps import get_app
 from clarion.store.audience import audience_page
 from clarion.store.db import Database
 from clarion.store.notifications import (
-    DeliveryStatus,
     NotificationRecord,
     NotificationStatus,
     complete_if_done,
     get_notification,
 )
-from clarion.store.schema_pipeline import deliveries, notifications
+from clarion.store.schema_pipeline import notifications
 from clarion.store.users import preferences_for
 
 PLAN_CHUNK = 5000
 SEND_BATCH = 500
-SEND_JOB = "send"
 
 
 def load_spec(record: NotificationRecord) -> NotificationSpec:
@@ -135,25 +133,6 @@ async def _advance(
     return result.rowcount > 0
 
 
-async def _recipients(
-    conn: AsyncConnection, app_id: str, page: Sequence[sa.Row[Any]]
-) -> list[RecipientFacts]:
-    """The chunk's devices with their user's preferences (one query for the whole chunk)."""
-    users = sorted({row.user_id for row in page if row.user_id})
-    prefs = await preferences_for(conn, app_id, users)
-    return [
-        RecipientFacts(
-            device_id=row.id,
-            consent=row.consent,
-            active=row.active,
-            timezone=row.timezone,
-            user_id=row.user_id,
-            preferences=prefs.get(row.user_id) if row.user_id else None,
-        )
-        for row in page
-    ]
-
-
 _RULES: dict[tuple[str, datetime], NotificationRules] = {}
 
 
@@ -168,53 +147,12 @@ def _rules_for(notification_id: str, app: App, spec: NotificationSpec) -> Notifi
     return rules
 
 
-class Throttle:
-    """Spreads a campaign to at most `throttle_per_minute` sends a minute, per wave.
-
-    A wave is the deliveries due at the same time: the immediate send, or
-    one time zone's local-time slot, so a throttled local-time campaign is
-    throttled within each zone's wave. The counts live in the notification's
-    `plan_state`, written with each chunk, so a resumed planner continues them.
-    """
-
-    def __init__(self, spec: NotificationSpec, saved: Mapping[str, Any] | None) -> None:
-        self.per_minute = spec.schedule.throttle_per_minute
-        self.send_at = spec.schedule.send_at
-        self.state: dict[str, int] | None = (
-            dict((saved or {}).get("throttle", {})) if self.per_minute else None
-        )
-
-    def spread(self, decision: Decision, now: datetime) -> Decision:
-        if self.state is None or self.per_minute is None or decision.due_at is None:
-            return decision
-        wave = self.send_at if decision.due_at <= now else job_due(decision.due_at, now)
-        key = wave.isoformat()
-        position = self.state.get(key, 0)
-        self.state[key] = position + 1
-        due = max(decision.due_at, wave + timedelta(minutes=position // self.per_minute))
-        status = PlanStatus.SCHEDULED if due > now else decision.status
-        return Decision(status, decision.reason, due)
-
-
-def job_due(due: datetime, now: datetime) -> datetime:
-    """When the job carrying a delivery due at `due` runs: at once, or on the next minute.
-
-    Rounding up, never down, keeps a delivery from going before its time
-    (the end of someone's quiet hours); grouping by minute keeps a local-time
-    campaign to a few jobs per time zone instead of one per device.
-    """
-    if due <= now:
-        return now
-    rounded = due.replace(second=0, microsecond=0)
-    return rounded if rounded == due else rounded + timedelta(minutes=1)
-
-
 async def _write_chunk(
     conn: AsyncConnection,
     app_id: str,
     record: NotificationRecord,
     spec: NotificationSpec,
-    page: Sequence[sa.Row[Any]],
+    page: Sequence[Sequence[Any]],
     now: datetime,
     batch: int,
     throttle: Throttle,
@@ -223,50 +161,14 @@ async def _write_chunk(
     if app is None:
         return 0
     rules = _rules_for(record.id, app, spec)
-    rows = []
-    groups: dict[tuple[str, datetime], list[str]] = defaultdict(list)
-    platforms = {row.id: row.platform for row in page}
-    for recipient in await _recipients(conn, app_id, page):
-        decision = throttle.spread(rules.decide(recipient, now), now)
-        status = _STATUS[decision.status]
-        rows.append(
-            {
-                "notification_id": record.id,
-                "device_id": recipient.device_id,
-                "app_id": app_id,
-                "platform": platforms[recipient.device_id],
-                "status": status.value,
-                "reason": decision.reason,
-                "attempts": 0,
-                "due_at": decision.due_at,
-                "updated_at": now,
-            }
-        )
-        if decision.due_at is not None:
-            key = (platforms[recipient.device_id], job_due(decision.due_at, now))
-            groups[key].append(recipient.device_id)
-    if rows:
-        await conn.execute(deliveries.insert(), rows)
-    jobs = [
-        queue.NewJob(
-            SEND_JOB,
-            app_id,
-            {"notification_id": record.id, "platform": platform, "devices": ids[i : i + batch]},
-            due,
-        )
-        for (platform, due), ids in groups.items()
-        for i in range(0, len(ids), batch)
-    ]
+    prefs = await preferences_for(
+        conn, app_id, sorted({row[5] for row in page if row[5] is not None})
+    )
+    groups = plan_groups(rules, page, prefs, now, throttle)
+    await plan_writes.insert_deliveries(conn, record.id, app_id, now, groups)
+    jobs = send_jobs(app_id, record.id, groups, now, batch)
     await queue.enqueue(conn, jobs, now)
-    return sum(len(ids) for ids in groups.values())
-
-
-_STATUS = {
-    PlanStatus.DUE: DeliveryStatus.QUEUED,
-    PlanStatus.SCHEDULED: DeliveryStatus.SCHEDULED,
-    PlanStatus.SUPPRESSED: DeliveryStatus.SUPPRESSED,
-    PlanStatus.EXPIRED: DeliveryStatus.EXPIRED,
-}
+    return sum(len(job.payload["devices"]) for job in jobs)
 
 
 def audience_of(record: NotificationRecord) -> Audience:

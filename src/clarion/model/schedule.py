@@ -47,8 +47,13 @@ def _zone_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+@lru_cache(maxsize=1024)
 def zone_named(name: str | None) -> zoneinfo.ZoneInfo | None:
-    """The IANA zone called `name`, or None when it is missing or unknown."""
+    """The IANA zone called `name`, or None when it is missing or unknown.
+
+    Cached: `ZoneInfo` keeps only a few zones strongly, so a campaign across
+    every zone would otherwise re-read zone files from disk all along.
+    """
     if not name or name not in _zone_names():
         return None
     try:
