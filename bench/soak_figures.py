@@ -85,8 +85,10 @@ class SoakRun:
         """Deliveries the API accepted per second over the same span."""
         return (self.end.accepted - self.warm.accepted) / self.steady_seconds
 
-    def rss_slope_mb_per_minute(self) -> float:
-        steady = [w for w in self.windows if w.at >= self.warm.at]
+    def rss_slope_mb_per_minute(self, since: float | None = None) -> float:
+        """Least-squares RSS slope from `since` (default: the end of warm-up) to the end."""
+        first = self.warm.at if since is None else since
+        steady = [w for w in self.windows if w.at >= first]
         return slope([(w.at, w.clarion_rss_mb) for w in steady]) * 60
 
 
@@ -157,6 +159,12 @@ def rows(run: SoakRun, backend: str) -> list[Row]:
         (
             f"{label}: RSS slope after warm-up",
             f"{run.rss_slope_mb_per_minute():+.1f} MB/min",
+            "0 (flat)",
+            "",
+        ),
+        (  # a cache filling to its bound rises then levels off; a leak keeps rising
+            f"{label}: RSS slope, second half",
+            f"{run.rss_slope_mb_per_minute(since=end.at / 2):+.1f} MB/min",
             "0 (flat)",
             "",
         ),

@@ -44,4 +44,11 @@ def test_a_pipeline_that_falls_behind_says_so_with_a_growing_backlog_and_its_rea
     assert figures["vs target"][1:] == ("3,000/s", "5,000/s (issue 8)", "0.60")
     assert figures["backlog at end of pacing"][2] == "20,000 after warm-up (+120,000/min)"
     assert figures["RSS slope after warm-up"][1] == "+60.0 MB/min"
+    assert figures["RSS slope, second half"][1] == "+60.0 MB/min"
     assert figures["RSS max, one process"][1] == "100 MB (worker1)"
+
+
+def test_memory_that_levels_off_shows_a_flat_second_half() -> None:
+    run = _run([0, 50_000, 50_000, 50_000, 50_000], [60.0, 80.0, 100.0, 100.0, 100.0])
+    assert run.rss_slope_mb_per_minute() > 0
+    assert run.rss_slope_mb_per_minute(since=20.0) == pytest.approx(0.0)
