@@ -35,11 +35,13 @@ def create_app(services: Services) -> FastAPI:
     )
     api.state.services = services
     install_error_handlers(api)
+    # The router tries routes in order: registration, the hot path, comes first
+    # (no route before it matches its URLs; `POST .../devices/tags` still does).
     routers = (
+        devices,
         health,
         apps,
         tags,
-        devices,
         users,
         consent_log,
         notifications,

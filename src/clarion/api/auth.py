@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from clarion.api.errors import Problem, not_found
-from clarion.api.services import Services, services
+from clarion.api.services import services_of
 from clarion.model.app import App
 from clarion.model.keys import Role, hash_key
 from clarion.store import apps as app_store
@@ -34,7 +34,14 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def principal(request: Request, found: Annotated[Services, Depends(services)]) -> Principal:
+async def principal(request: Request) -> Principal:
+    """Who sent the request (401 without a live key).
+
+    A plain function of the request rather than a tree of dependencies: FastAPI
+    resolves each dependency anew on every request, a cost the registration
+    hot path notices.
+    """
+    found = services_of(request)
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -43,16 +50,15 @@ async def principal(request: Request, found: Annotated[Services, Depends(service
     if hmac.compare_digest(key.encode(), found.settings.admin_key.encode()):
         return Principal(Role.ADMIN, None, None)
     digest = hash_key(key)
-    known = found.keys.get(digest)
-    if known is not None:
-        return known
-    generation = found.keys.generation()
-    async with found.database.read() as conn:
-        record = await app_store.find_key(conn, digest)
-    if record is None:
+
+    async def lookup() -> Principal | None:
+        async with found.database.read() as conn:
+            record = await app_store.find_key(conn, digest)
+        return Principal(record.role, record.app_id, record.id) if record else None
+
+    known = await found.keys.get_or_load(digest, lookup)
+    if known is None:
         raise _unauthorized("the API key is unknown or revoked")
-    known = Principal(record.role, record.app_id, record.id)
-    found.keys.put(digest, known, generation)
     return known
 
 
@@ -73,25 +79,21 @@ def app_access(*roles: Role, remembered: bool = False) -> Callable[..., Awaitabl
     """
     allowed = {Role.ADMIN, *roles}
 
-    async def load(
-        app_id: Annotated[str, Path(max_length=64)],
-        who: CurrentPrincipal,
-        found: Annotated[Services, Depends(services)],
-    ) -> App:
+    async def load(app_id: Annotated[str, Path(max_length=64)], request: Request) -> App:
+        who = await principal(request)
+        found = services_of(request)
         if who.role is not Role.ADMIN and who.app_id != app_id:
             raise not_found("app")
         if who.role not in allowed:
             raise Problem(403, "Forbidden", f"a {who.role.value} key cannot do this")
-        app = found.apps.get(app_id) if remembered else None
-        if app is not None:
-            return app
-        generation = found.apps.generation()
-        async with found.database.read() as conn:
-            app = await app_store.get_app(conn, app_id)
+
+        async def lookup() -> App | None:
+            async with found.database.read() as conn:
+                return await app_store.get_app(conn, app_id)
+
+        app = await (found.apps.get_or_load(app_id, lookup) if remembered else lookup())
         if app is None:
             raise not_found("app")
-        if remembered:
-            found.apps.put(app_id, app, generation)
         return app
 
     return load

@@ -7,12 +7,14 @@ them for `ttl` seconds. A change made through this process (a key revoked,
 an app edited: `clarion.store.apps.changes()` moves) forgets everything at
 once; a change made by another process (a second API process, the CLI) is
 seen within `ttl` at most. Misses (an unknown key) are never remembered, so a
-key created anywhere works at once.
+key created anywhere works at once. When an entry expires under load, the
+requests that want it share one lookup instead of each starting its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -38,6 +40,33 @@ class TtlCache(Generic[V]):
     monotonic: Callable[[], float]
     ttl: float = DEFAULT_TTL
     _entries: dict[Hashable, _Entry[V]] = field(default_factory=dict)
+    _loading: dict[Hashable, tuple[int, asyncio.Task[V | None]]] = field(default_factory=dict)
+
+    async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """The remembered value, else `load()`'s (remembered unless None)."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        generation = app_store.changes()
+        generation_loading, task = self._loading.get(key, (None, None))
+        if task is None or generation_loading != generation:
+            # None under way, or one begun before a change: it might answer from before.
+            task = asyncio.create_task(self._load(key, load, generation))
+            self._loading[key] = (generation, task)
+            task.add_done_callback(lambda done: self._forget_load(key, done))
+        return await asyncio.shield(task)
+
+    def _forget_load(self, key: Hashable, task: asyncio.Task[V | None]) -> None:
+        if self._loading.get(key, (None, None))[1] is task:
+            del self._loading[key]
+
+    async def _load(
+        self, key: Hashable, load: Callable[[], Awaitable[V | None]], generation: int
+    ) -> V | None:
+        value = await load()
+        if value is not None:
+            self.put(key, value, generation)
+        return value
 
     def get(self, key: Hashable) -> V | None:
         entry = self._entries.get(key)
@@ -48,11 +77,8 @@ class TtlCache(Generic[V]):
             return None
         return entry.value
 
-    def generation(self) -> int:
-        """Read before the lookup whose answer is `put`: a change meanwhile voids it."""
-        return app_store.changes()
-
     def put(self, key: Hashable, value: V, generation: int) -> None:
+        """Remember `value`, read when `app_store.changes()` was `generation`."""
         if self.ttl <= 0:
             return
         if len(self._entries) >= MAX_ENTRIES:

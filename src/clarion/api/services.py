@@ -58,10 +58,16 @@ def _device_key(write: RegistrationWrite) -> tuple[str, str, str]:
     return write.key
 
 
-async def services(request: Request) -> Services:
-    """The process's services (async: FastAPI would run a plain function in a thread)."""
+def services_of(request: Request) -> Services:
+    """The process's services, for code that has the request at hand."""
     found: Services = request.app.state.services
     return found
+
+
+async def services(request: Request) -> Services:
+    """The process's services as a dependency (async: FastAPI runs a plain function
+    dependency in a worker thread)."""
+    return services_of(request)
 
 
 def request_origin(request: Request) -> RequestOrigin:

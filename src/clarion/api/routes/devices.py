@@ -12,7 +12,7 @@ from clarion.api.auth import ClientApp, ServerApp
 from clarion.api.errors import not_found
 from clarion.api.routes.providers import check_device_url
 from clarion.api.serialize import consent_event_json, device_json
-from clarion.api.services import Services, request_origin, services
+from clarion.api.services import Services, request_origin, services, services_of
 from clarion.api.validation import Checks
 from clarion.model.consent import ConsentChange, ConsentStatus
 from clarion.model.device import (
@@ -91,9 +91,14 @@ def _check_profile(checks: Checks, body: RegisterDevice | PatchDevice) -> dict[s
 
 @router.post("", status_code=201)
 async def register_device(
-    app: ClientApp, body: RegisterDevice, request: Request, response: Response, found: Found
+    app: ClientApp, body: RegisterDevice, request: Request, response: Response
 ) -> dict[str, Any]:
-    """Register a device, or update the one with this platform and token (200)."""
+    """Register a device, or update the one with this platform and token (200).
+
+    The hot path of the API: registrations arriving together share one
+    transaction (`Services.registrations`).
+    """
+    found = services_of(request)
     checks = Checks()
     normalized = checks.run(lambda: normalize_token(body.platform, body.token, found.token_policy))
     clean = _check_profile(checks, body)
