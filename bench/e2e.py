@@ -4,22 +4,25 @@ nginx stands in for APNs (HTTP/2 + TLS on loopback, see `bench.nginx`) and
 logs the time each push was answered. For each store (SQLite file,
 PostgreSQL database made for the run) the benchmark seeds an app with an
 APNs credential pointing at nginx and `CLARION_BENCH_DEVICES` granted
-devices (default 100,000), then, per variant, POSTs one notification to
+devices (default 200,000, issue 8's audience), then, per variant, POSTs one notification to
 `{"audience": {"all": true}}` through the real API (in-process ASGI client)
 and waits until nginx has answered every push and no delivery is queued:
 
-- `1 process`: the production `Worker` (`build_runtime`) in this process,
-  woken by the API, as `clarion serve` runs it;
-- `2 workers`: two `clarion worker` processes sharing the store, the API in
-  this process (as `clarion serve --no-workers` + workers; they find the
-  plan job at their next poll).
+- `2 workers` (the default): two `clarion worker` processes sharing the
+  store, the API in this process (as `clarion serve --no-workers` + workers;
+  they find the plan job at their next poll);
+- `1 process` (`CLARION_BENCH_E2E_VARIANTS=inprocess,processes` adds it):
+  the production `Worker` (`build_runtime`) in this process, woken by the
+  API, as `clarion serve` runs it; this is where `CLARION_BENCH_SQL_STATS=1`
+  can see the statements.
 
 It prints deliveries/s (POST to the last push nginx answered) beside h2load's
-rate against the same nginx in the same run, deliveries per CPU-second
-(Clarion processes, plus the PostgreSQL server processes of the run's
+rate against the same nginx in the same run, deliveries per CPU-second and
+CPU microseconds per delivery (Clarion processes, this one's API and
+polling included, plus the PostgreSQL server processes of the run's
 database), peak RSS, and the provider latency quantiles of the in-process
 worker (bucket bounds of its histogram). `CLARION_BENCH_BACKENDS=sqlite`
-skips PostgreSQL; `CLARION_BENCH_E2E_VARIANTS=inprocess` runs one variant.
+skips PostgreSQL; `main()` returns the rows.
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ from clarion.delivery.runtime import build_runtime
 from clarion.store.db import Database
 from clarion.store.schema_pipeline import deliveries, notifications
 
-DEVICES = int(os.environ.get("CLARION_BENCH_DEVICES", "100000"))
+DEVICES = int(os.environ.get("CLARION_BENCH_DEVICES", "200000"))
 BACKENDS = os.environ.get("CLARION_BENCH_BACKENDS", "sqlite,postgres").split(",")
-VARIANTS = os.environ.get("CLARION_BENCH_E2E_VARIANTS", "inprocess,processes").split(",")
+VARIANTS = os.environ.get("CLARION_BENCH_E2E_VARIANTS", "processes").split(",")
 WORKER_PROCESSES = 2
 TARGET_RATE = 20_000.0
 """Issue 8: deliveries/s end to end on this 2-core machine, both cores in use."""
@@ -106,6 +109,10 @@ class E2eRun:
     def per_cpu_second(self) -> float:
         spent = self.cpu_seconds + self.db_cpu_seconds
         return self.pushes / spent if spent else 0.0
+
+    @property
+    def cpu_us_per_delivery(self) -> float:
+        return (self.cpu_seconds + self.db_cpu_seconds) / self.pushes * 1e6 if self.pushes else 0.0
 
 
 def settings_for(url: str, nginx: Nginx, directory: Path) -> Settings:
@@ -383,7 +390,7 @@ def rows(run: E2eRun, h2load_rate: float) -> list[Row]:
             f"{label}: deliveries per CPU-second",
             f"{run.per_cpu_second:,.0f}",
             f"{run.cpu_seconds:.1f} clarion{db} CPU-s",
-            "",
+            f"{run.cpu_us_per_delivery:.0f} us/delivery",
         ),
         (f"{label}: POST to all final", f"{run.final_seconds:.1f} s", f"{run.pushes:,} pushes", ""),
         (
@@ -409,18 +416,20 @@ def rows(run: E2eRun, h2load_rate: float) -> list[Row]:
     return result
 
 
-def main() -> None:
+def main() -> list[Row]:
     if not ensure_tools():
-        return
+        return []
     started = time.perf_counter()
     with running_nginx(access_log=True) as nginx:
         h2load = h2load_run(nginx, 200_000)
         runs = asyncio.run(run_all(nginx, h2load.rate))
-    print(table([row for run in runs for row in rows(run, h2load.rate)]))
+    result = [row for run in runs for row in rows(run, h2load.rate)]
+    print(table(result))
     print(
         f"{DEVICES:,} devices; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
         f"took {time.perf_counter() - started:.0f}s"
     )
+    return result
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ DEFAULT_CONCURRENCY = 200
 
 @dataclass(frozen=True, slots=True)
 class Ready:
+    """A provider to send with; `limit` bounds the coroutines pushing through it at once
+    (each consumer of a pooled batch holds one, see `clarion.providers.batch`)."""
+
     provider: Provider
     limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DEFAULT_CONCURRENCY))
 

@@ -8,9 +8,9 @@ update is conditional on the delivery still being pending (`queued` or `schedule
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +30,7 @@ from clarion.model.platform import Platform
 from clarion.model.retry import retry_at
 from clarion.store import caps, queue, webhooks
 from clarion.store.db import Database
+from clarion.store.deliveries import Final, record_finals
 from clarion.store.devices import token_hash
 from clarion.store.notifications import DeliveryStatus, NotificationRecord, complete_if_done
 from clarion.store.schema import devices
@@ -39,6 +40,7 @@ SEND_JOB = "send"
 AUTH_RECHECK = timedelta(seconds=30)
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
 REASON_LENGTH = 200
+_SENT = DeliveryStatus.SENT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class OutcomeWriter:
         self.owner = owner
         self.platform = platform
         self.metrics = metrics
-        self.finals: list[dict[str, Any]] = []
+        self.finals: list[Final] = []
         self.retried: list[_Retried] = []
         self.waiting: dict[datetime, list[str]] = {}
         self.deactivate: list[tuple[str, str, datetime | None]] = []
@@ -89,6 +91,8 @@ class OutcomeWriter:
         """device id -> cap subject whose slot this batch reserved (released if not sent)."""
         self._again: list[_Retried] = []
         self._again_due: datetime | None = None
+        self._counts: Counter[str] = Counter()
+        """Outcomes by metric label, added to the metrics once the batch is recorded."""
 
     def final(
         self,
@@ -100,22 +104,25 @@ class OutcomeWriter:
         attempted: bool = False,
     ) -> None:
         self.finals.append(
-            {
-                "b_device": device_id,
-                "b_status": status.value,
-                "b_reason": reason[:REASON_LENGTH] if reason else None,
-                "b_provider_id": provider_id,
-                "b_sent_at": self.clock.now() if status is DeliveryStatus.SENT else None,
-                "b_tried": 1 if attempted else 0,
-            }
+            Final(
+                device_id,
+                status.value,
+                reason[:REASON_LENGTH] if reason else None,
+                provider_id,
+                1 if attempted else 0,
+            )
         )
-        self.metrics.count(self.platform.value, reason or status.value)
+        self._counts[reason or status.value] += 1
 
     def wait(self, device_ids: list[str], until: datetime) -> None:
         """Keep these deliveries pending, due again at `until` (paused provider, quiet hours)."""
         self.waiting.setdefault(until, []).extend(device_ids)
 
     def outcome(self, pending: Pending, outcome: Outcome) -> None:
+        if type(outcome) is Sent:  # nearly every push: skip the pattern match
+            self.finals.append(Final(pending.device_id, _SENT, None, outcome.provider_id, 1))
+            self._counts[_SENT] += 1
+            return
         match outcome:
             case Sent(provider_id=provider_id):
                 self.final(
@@ -138,10 +145,10 @@ class OutcomeWriter:
             case AuthFailed(reason=reason):
                 self.auth_failure = reason
                 self.wait([pending.device_id], self.clock.now() + AUTH_RECHECK)
-                self.metrics.count(self.platform.value, "auth_failed")
+                self._counts["auth_failed"] += 1
             case Retry(reason=reason, after=after):
                 self.retried.append(_Retried(pending.device_id, pending.attempts, reason, after))
-                self.metrics.count(self.platform.value, "retry")
+                self._counts["retry"] += 1
 
     async def commit(self, record: NotificationRecord | None) -> None:
         now = self.clock.now()
@@ -152,7 +159,7 @@ class OutcomeWriter:
                 for until, waiting in self.waiting.items():
                     follow_ups.append(self._job(waiting, until))
                     await _set_due(conn, record.id, waiting, until)
-                await self._write_finals(conn, record.id)
+                await self._write_finals(conn, record.id, now)
                 deactivated = await self._write_devices(conn, record.app_id, now)
                 await caps.release(conn, record.app_id, self._unused_slots(), record.id)
                 await webhooks.emit(conn, record.app_id, self._events(record, deactivated), now)
@@ -160,10 +167,13 @@ class OutcomeWriter:
             await queue.finish(conn, self.job.id, self.owner)
             if record is not None and await complete_if_done(conn, record.id, now):
                 await webhooks.emit_completed(conn, record.app_id, record.id, now)
+        for label, count in self._counts.items():
+            self.metrics.count(self.platform.value, label, count)
+        self._counts.clear()
 
     def _unused_slots(self) -> list[str]:
         """Cap subjects none of whose deliveries in this batch went out or may still go."""
-        ended = {row["b_device"] for row in self.finals if row["b_status"] != "sent"}
+        ended = {row.device_id for row in self.finals if row.status != _SENT}
         used = {s for device, s in self.reserved.items() if device not in ended}
         return sorted({s for device, s in self.reserved.items() if device in ended} - used)
 
@@ -176,13 +186,13 @@ class OutcomeWriter:
                 webhooks.EventType.DELIVERY_FAILED,
                 {
                     "notification_id": record.id,
-                    "device_id": row["b_device"],
+                    "device_id": row.device_id,
                     "platform": self.platform.value,
-                    "reason": row["b_reason"],
+                    "reason": row.reason,
                 },
             )
             for row in self.finals
-            if row["b_status"] == failed
+            if row.status == failed
         ]
         events += [
             webhooks.Event(
@@ -228,25 +238,10 @@ class OutcomeWriter:
             self._again, self._again_due = again, due
             follow_ups.append(self._job([r.device_id for r in again], due))
 
-    async def _write_finals(self, conn: AsyncConnection, notification_id: str) -> None:
-        if self.finals:
-            statement = (
-                deliveries.update()
-                .where(
-                    deliveries.c.notification_id == notification_id,
-                    deliveries.c.device_id == sa.bindparam("b_device"),
-                    _pending(),
-                )
-                .values(
-                    status=sa.bindparam("b_status"),
-                    reason=sa.bindparam("b_reason"),
-                    provider_message_id=sa.bindparam("b_provider_id"),
-                    sent_at=sa.bindparam("b_sent_at"),
-                    attempts=deliveries.c.attempts + sa.bindparam("b_tried"),
-                    updated_at=self.clock.now(),
-                )
-            )
-            await conn.execute(statement, self.finals)
+    async def _write_finals(
+        self, conn: AsyncConnection, notification_id: str, now: datetime
+    ) -> None:
+        await record_finals(conn, notification_id, self.finals, now)
         if self._again and self._again_due is not None:
             again, due = self._again, self._again_due
             await conn.execute(
@@ -261,7 +256,7 @@ class OutcomeWriter:
                     attempts=deliveries.c.attempts + 1,
                     reason=sa.bindparam("b_reason"),
                     due_at=due,
-                    updated_at=self.clock.now(),
+                    updated_at=now,
                 ),
                 [{"b_device": r.device_id, "b_reason": r.reason[:REASON_LENGTH]} for r in again],
             )

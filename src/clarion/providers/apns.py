@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum, auto
 from typing import Any
@@ -65,6 +65,7 @@ from clarion.providers.base import (
     Transport,
     TransportError,
 )
+from clarion.providers.batch import send_pooled
 
 __all__ = [
     "APNS_REASONS",
@@ -188,7 +189,7 @@ class ApnsProvider(Provider):
         return self._signer
 
     def render(self, message: Message, recipient: Recipient) -> HttpRequest:
-        return self._request(message, recipient, ())
+        return self._request(message, recipient, (), self._clock.now())
 
     async def authorize(self, request: HttpRequest) -> HttpRequest:
         if self._signer is None:
@@ -221,6 +222,44 @@ class ApnsProvider(Provider):
                     return self._note(await self._send(message, recipient))
         return self._note(await self._send(message, recipient))
 
+    async def send_batch(self, pushes: Sequence[tuple[Message, Recipient]]) -> list[Outcome]:
+        """Every push of a batch, each one's outcome in order (see `clarion.providers.batch`).
+
+        Through a transport with `request_all` (`CurlTransport`) the batch is
+        rendered with one JWT and one clock reading and handed over in one
+        go; any other transport sends push by push. A cold token-auth
+        connection first gets single pushes, as `send` does.
+        """
+        request_all: RequestAll | None = getattr(self.transport, "request_all", None)
+        if request_all is None:
+            return await send_pooled(self.send, pushes)
+        outcomes: list[Outcome | None] = [None] * len(pushes)
+        first = 0
+        while not self._warm and first < len(pushes):
+            outcomes[first] = await self.send(*pushes[first])
+            first += 1
+        signer = self._signer
+        now = self._clock.now()
+        rendered: list[int] = []
+        requests: list[HttpRequest] = []
+        for index in range(first, len(pushes)):
+            message, recipient = pushes[index]
+            try:
+                auth = () if signer is None else (("authorization", signer.header()),)
+                requests.append(self._request(message, recipient, auth, now))
+            except Exception as exc:
+                outcomes[index] = _unsendable(exc)
+                continue
+            rendered.append(index)
+        answers = await request_all(requests)
+        note, classify = self._note, self.classify
+        for index, answer in zip(rendered, answers, strict=True):
+            if isinstance(answer, TransportError):
+                outcomes[index] = note(Retry(f"transport: {answer}"))
+            else:
+                outcomes[index] = note(classify(answer))
+        return [outcome or Retry("provider_error: no answer") for outcome in outcomes]
+
     async def _send(self, message: Message, recipient: Recipient) -> Outcome:
         """`Provider.send` in one frame: render, authorize, send, classify.
 
@@ -231,15 +270,9 @@ class ApnsProvider(Provider):
         try:
             signer = self._signer
             auth = () if signer is None else (("authorization", signer.header()),)
-            request = self._request(message, recipient, auth)
-        except PayloadTooLarge as exc:
-            return Rejected(f"payload_too_large: {exc}")
-        except InvalidDeviceToken as exc:
-            return InvalidToken(f"BadDeviceToken: {exc}")
-        except ApnsMessageError as exc:
-            return Rejected(f"invalid_message: {exc}")
-        except InvalidCredentials as exc:
-            return AuthFailed(str(exc))
+            request = self._request(message, recipient, auth, self._clock.now())
+        except (PayloadTooLarge, ApnsMessageError, InvalidCredentials) as exc:
+            return _unsendable(exc)
         try:
             response = await self.transport.request(request)
         except InvalidCredentials as exc:
@@ -249,7 +282,11 @@ class ApnsProvider(Provider):
         return self.classify(response)
 
     def _request(
-        self, message: Message, recipient: Recipient, auth: tuple[tuple[str, str], ...]
+        self,
+        message: Message,
+        recipient: Recipient,
+        auth: tuple[tuple[str, str], ...],
+        now: datetime,
     ) -> HttpRequest:
         token = recipient.token
         if not _HEX_TOKEN.fullmatch(token):
@@ -257,7 +294,7 @@ class ApnsProvider(Provider):
         body = self._body(message)
         if len(body.body) > body.limit:
             raise PayloadTooLarge(len(body.body), body.limit)
-        headers = render_headers(message, body, self._clock.now())
+        headers = render_headers(message, body, now)
         return HttpRequest(
             "POST",
             self._device_url + token,
@@ -309,6 +346,24 @@ class ApnsProvider(Provider):
         elif isinstance(outcome, Retry) and outcome.reason.startswith("transport"):
             self._warm = self._signer is None
         return outcome
+
+
+RequestAll = Callable[[Sequence[HttpRequest]], Awaitable[list[HttpResponse | TransportError]]]
+"""`CurlTransport.request_all`: a batch of requests in, each one's answer or error out."""
+
+
+def _unsendable(exc: Exception) -> Outcome:
+    """The outcome of a push that could not be rendered or signed (never sent)."""
+    match exc:
+        case PayloadTooLarge():
+            return Rejected(f"payload_too_large: {exc}")
+        case InvalidDeviceToken():
+            return InvalidToken(f"BadDeviceToken: {exc}")
+        case ApnsMessageError():
+            return Rejected(f"invalid_message: {exc}")
+        case InvalidCredentials():
+            return AuthFailed(str(exc))
+    return Retry(f"provider_error: {type(exc).__name__}")
 
 
 _OUTCOMES: Mapping[Action, Callable[[str, dict[str, Any], HttpResponse], Outcome]] = {

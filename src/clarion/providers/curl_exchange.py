@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pycurl
@@ -45,14 +45,39 @@ def system_trust() -> tuple[str | None, str | None]:
     return cafile, capath
 
 
+class ExchangeBatch:
+    """The state of one `CurlTransport.request_all` call: what is sent, what answered.
+
+    Requests start in order as slots allow; `answers[i]` is the response (or
+    the error) of `requests[i]`; `done` resolves once every request answered.
+    """
+
+    __slots__ = ("answers", "done", "in_flight", "next", "requests", "started", "timer", "waiter")
+
+    def __init__(
+        self, requests: Sequence[HttpRequest], done: asyncio.Future[None], started: float
+    ) -> None:
+        self.requests = requests
+        self.answers: list[HttpResponse | TransportError | None] = [None] * len(requests)
+        self.done = done
+        self.next = 0
+        self.in_flight = 0
+        self.started = started
+        """When the batch was handed over (loop time): queueing counts against each timeout."""
+        self.waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class CurlExchange:
     """One pooled easy handle and the request it currently carries."""
 
     __slots__ = (
+        "batch",
         "chunks",
         "future",
         "guard",
         "handle",
+        "index",
         "lines",
         "loop",
         "method",
@@ -67,12 +92,15 @@ class CurlExchange:
         self.method = ""
         self.timeout_ms = 0
         self.future: asyncio.Future[HttpResponse] | None = None
+        self.batch: ExchangeBatch | None = None
+        """The `request_all` batch this request belongs to (instead of a future)."""
+        self.index = 0
         self.chunks: list[bytes] = []
         self.lines: list[bytes] = []
         self.refused: str | None = None
 
     def start(
-        self, request: HttpRequest, timeout: float, future: asyncio.Future[HttpResponse]
+        self, request: HttpRequest, timeout: float, future: asyncio.Future[HttpResponse] | None
     ) -> None:
         """Point the handle at `request`; only the options that vary are set."""
         handle = self.handle
@@ -112,6 +140,7 @@ class CurlExchange:
 
     def reset(self) -> None:
         self.future = None
+        self.batch = None
         self.chunks.clear()
         self.lines.clear()
         self.refused = None

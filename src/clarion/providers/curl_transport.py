@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pycurl
 
@@ -48,11 +50,18 @@ from clarion.providers.curl_exchange import (
     DEFAULT_MAX_RESPONSE_BYTES,
     AddressGuard,
     CurlExchange,
+    ExchangeBatch,
     parse_headers,
     system_trust,
 )
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AddressGuard", "CurlTransport", "parse_headers"]
+
+
+DEFAULT_MAX_CONCURRENCY = 200
+"""Requests in flight per transport (one per credential and process). Enough to fill the
+pipe; more only queues at the service, where a push that outwaits its timeout is retried
+although it may have arrived (a duplicate). Batches (`request_all`) share these slots."""
 
 
 class CurlTransport:
@@ -70,7 +79,7 @@ class CurlTransport:
         *,
         ca_file: Path | None = None,
         client_cert: tuple[Path, Path] | None = None,
-        max_concurrency: int = 1000,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_host_connections: int = 8,
         max_streams_per_connection: int = 1000,
@@ -126,6 +135,31 @@ class CurlTransport:
         finally:
             self._release_slot()
 
+    async def request_all(
+        self, requests: Sequence[HttpRequest]
+    ) -> list[HttpResponse | TransportError]:
+        """Send every request, as many at once as slots allow; each one's answer, in order.
+
+        Why: a push batch is hundreds of requests to one origin. Through
+        `request` each costs a coroutine, a future and an event-loop turn on
+        top of libcurl; here libcurl's completion hands the slot straight to
+        the batch's next request and the caller wakes once, when the last
+        answer is in. A request that fails is its `TransportError` in the
+        list, never raised; one still waiting for a slot when its timeout
+        (counted from this call) has passed fails so, as with `request`.
+        """
+        if not requests:
+            return []
+        loop = self._loop or self._bind(asyncio.get_running_loop())
+        batch = ExchangeBatch(requests, loop.create_future(), loop.time())
+        self._pump(batch, 0)
+        try:
+            await batch.done
+        except asyncio.CancelledError:
+            self._cancel_batch(batch)
+            raise
+        return cast(list[HttpResponse | TransportError], batch.answers)
+
     async def aclose(self) -> None:
         """Fail what is in flight, close every connection and handle."""
         if self._closed:
@@ -136,9 +170,11 @@ class CurlTransport:
             self._timer = None
         for handle, exchange in list(self._active.items()):
             self._multi.remove_handle(handle)
-            if exchange.future is not None and not exchange.future.done():
-                exchange.future.set_exception(TransportError("transport closed"))
+            batch = exchange.batch
+            self._settle(exchange, TransportError("transport closed"))
             handle.close()
+            if batch is not None:
+                self._pump(batch, 1)
         self._active.clear()
         self._multi.close()
         for fd in list(self._watching):
@@ -283,18 +319,144 @@ class CurlTransport:
         if exchange is None:
             return
         self._multi.remove_handle(handle)
+        batch = exchange.batch
+        if code:
+            self._settle(exchange, exchange.error(code, message, self._max_response_bytes))
+        else:
+            self._settle(exchange, exchange.response())
+        self._recycle(exchange)
+        if batch is not None:
+            self._pump(batch, 1)
+
+    def _settle(self, exchange: CurlExchange, answer: HttpResponse | TransportError) -> None:
+        """Hand the answer to whoever waits: the request's future or its batch."""
+        batch = exchange.batch
+        if batch is not None:
+            batch.answers[exchange.index] = answer
+            batch.in_flight -= 1
+            return
         future = exchange.future
         if future is not None and not future.done():
-            if code:
-                future.set_exception(exchange.error(code, message, self._max_response_bytes))
+            if isinstance(answer, TransportError):
+                future.set_exception(answer)
             else:
-                future.set_result(exchange.response())
-        self._recycle(exchange)
+                future.set_result(answer)
 
     def _fail_all(self, error: TransportError) -> None:
         for handle, exchange in list(self._active.items()):
             del self._active[handle]
             self._multi.remove_handle(handle)
-            if exchange.future is not None and not exchange.future.done():
-                exchange.future.set_exception(error)
+            batch = exchange.batch
+            self._settle(exchange, error)
             self._recycle(exchange)
+            if batch is not None:
+                self._pump(batch, 1)
+
+    # -- request_all ------------------------------------------------------------------------
+
+    def _pump(self, batch: ExchangeBatch, held: int) -> None:
+        """Start the batch's next requests on the `held` slots it has, then on free ones.
+
+        A batch keeps a slot its answered request frees while it has more to
+        send, and takes more only when nobody queues for one; with no slot
+        and nothing in flight it queues like any request.
+        """
+        requests = batch.requests
+        total = len(requests)
+        if self._closed:
+            while batch.next < total:
+                batch.answers[batch.next] = TransportError("transport is closed")
+                batch.next += 1
+        while batch.next < total:
+            if held:
+                held -= 1
+            elif self._free_slots > 0 and not self._slot_waiters:
+                self._free_slots -= 1
+            else:
+                break
+            index = batch.next
+            batch.next += 1
+            if not self._start_in(batch, index):
+                held += 1
+        for _ in range(held):
+            self._release_slot()
+        if batch.next < total and batch.in_flight == 0 and batch.waiter is None:
+            self._queue_for_slot(batch)
+        elif batch.next == total and batch.in_flight == 0 and not batch.done.done():
+            batch.done.set_result(None)
+
+    def _start_in(self, batch: ExchangeBatch, index: int) -> bool:
+        """Put request `index` of the batch on the wire; False when it failed at once."""
+        request = batch.requests[index]
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        budget = request.timeout - (loop.time() - batch.started)
+        if budget <= 0:
+            batch.answers[index] = TransportError(
+                f"timed out after {request.timeout}s waiting for a free slot"
+            )
+            return False
+        exchange = self._idle.pop() if self._idle else self._new_exchange(loop)
+        try:
+            exchange.start(request, budget, None)
+            self._multi.add_handle(exchange.handle)
+        except (ValueError, pycurl.error) as exc:  # UnicodeEncodeError is a ValueError
+            self._recycle(exchange)
+            batch.answers[index] = TransportError(
+                f"cannot send {request.method} {request.url}: {exc}"
+            )
+            return False
+        exchange.batch = batch
+        exchange.index = index
+        self._active[exchange.handle] = exchange
+        batch.in_flight += 1
+        return True
+
+    def _queue_for_slot(self, batch: ExchangeBatch) -> None:
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._slot_waiters.append(waiter)
+        batch.waiter = waiter
+        waiter.add_done_callback(lambda granted: self._slot_granted(batch, granted))
+        deadline = batch.started + batch.requests[batch.next].timeout
+        batch.timer = loop.call_at(deadline, self._expire_queued, batch)
+
+    def _slot_granted(self, batch: ExchangeBatch, waiter: asyncio.Future[None]) -> None:
+        batch.waiter = None
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        if not waiter.cancelled():
+            self._pump(batch, 1)
+
+    def _expire_queued(self, batch: ExchangeBatch) -> None:
+        """Fail the queued requests whose timeout passed while no slot came."""
+        batch.timer = None
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        requests, now = batch.requests, loop.time()
+        while batch.next < len(requests) and batch.started + requests[batch.next].timeout <= now:
+            timeout = requests[batch.next].timeout
+            batch.answers[batch.next] = TransportError(
+                f"timed out after {timeout}s waiting for a free slot"
+            )
+            batch.next += 1
+        if batch.next < len(requests):
+            deadline = batch.started + requests[batch.next].timeout
+            batch.timer = loop.call_at(deadline, self._expire_queued, batch)
+            return
+        if batch.waiter is not None and not batch.waiter.done():
+            batch.waiter.cancel()
+        if batch.in_flight == 0 and not batch.done.done():
+            batch.done.set_result(None)
+
+    def _cancel_batch(self, batch: ExchangeBatch) -> None:
+        """The caller stopped waiting: detach the batch's requests and give their slots back."""
+        batch.next = len(batch.requests)
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        if batch.waiter is not None and not batch.waiter.done():
+            batch.waiter.cancel()
+        for exchange in [e for e in self._active.values() if e.batch is batch]:
+            self._abandon(exchange)
+            self._release_slot()
+        batch.in_flight = 0

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.notifications import DeliveryStatus, NotificationRecord, NotificationStatus
 from clarion.store.schema_pipeline import deliveries
+from clarion.store.types import UtcDateTime
 
 EVENT_COLUMNS = {"received": "received_at", "opened": "opened_at", "dismissed": "dismissed_at"}
 
@@ -128,6 +131,99 @@ async def record_event(
     return True
 
 
+class Final(NamedTuple):
+    """Where a pending delivery ends: its status, why, the service's id, whether it was tried."""
+
+    device_id: str
+    status: str
+    reason: str | None
+    provider_id: str | None
+    tried: int
+    """1 when a push went out for it (an attempt), else 0."""
+
+
+_FINALS_POSTGRES = sa.text(
+    """
+    UPDATE deliveries AS d
+    SET status = v.status, reason = v.reason, provider_message_id = v.provider_id,
+        sent_at = CASE WHEN v.status = 'sent' THEN CAST(:now AS timestamptz) END,
+        attempts = d.attempts + v.tried, updated_at = :now
+    FROM unnest(CAST(:devices AS text[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+                CAST(:provider_ids AS text[]), CAST(:tried AS integer[]))
+         AS v(device_id, status, reason, provider_id, tried)
+    WHERE d.notification_id = :notification_id AND d.device_id = v.device_id
+      AND d.status IN ('scheduled', 'queued')
+    """
+).bindparams(
+    sa.bindparam("now", type_=UtcDateTime),
+    sa.bindparam("devices", type_=ARRAY(sa.Text)),
+    sa.bindparam("statuses", type_=ARRAY(sa.Text)),
+    sa.bindparam("reasons", type_=ARRAY(sa.Text)),
+    sa.bindparam("provider_ids", type_=ARRAY(sa.Text)),
+    sa.bindparam("tried", type_=ARRAY(sa.Integer)),
+)
+_FINALS_SQLITE = (
+    "UPDATE deliveries SET status = ?, reason = ?, provider_message_id = ?, sent_at = ?,"
+    " attempts = attempts + ?, updated_at = ?"
+    " WHERE notification_id = ? AND device_id = ? AND status IN ('scheduled', 'queued')"
+)
+
+
+async def record_finals(
+    conn: AsyncConnection, notification_id: str, finals: Sequence[Final], now: datetime
+) -> None:
+    """Move pending deliveries to their final status, all in one statement or one executemany.
+
+    Why: a send job ends hundreds of deliveries at once. On PostgreSQL the
+    rows travel as five arrays joined with `unnest` (one statement, one
+    round trip); on SQLite the driver's `executemany` runs one prepared
+    statement per row in C. Either way SQLAlchemy processes no parameter
+    per row. Deliveries no longer pending (another run ended them) are left
+    as they are; `sent_at` is `now` for the sent, cleared otherwise.
+    """
+    if not finals:
+        return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            _FINALS_POSTGRES,
+            {
+                "now": now,
+                "notification_id": notification_id,
+                "devices": [f.device_id for f in finals],
+                "statuses": [f.status for f in finals],
+                "reasons": [f.reason for f in finals],
+                "provider_ids": [f.provider_id for f in finals],
+                "tried": [f.tried for f in finals],
+            },
+        )
+        return
+    stored_now = _stored_datetime(conn, now)
+    sent = DeliveryStatus.SENT.value
+    await conn.exec_driver_sql(
+        _FINALS_SQLITE,
+        [
+            (
+                f.status,
+                f.reason,
+                f.provider_id,
+                stored_now if f.status == sent else None,
+                f.tried,
+                stored_now,
+                notification_id,
+                f.device_id,
+            )
+            for f in finals
+        ],
+    )
+
+
+def _stored_datetime(conn: AsyncConnection, moment: datetime) -> Any:
+    """`moment` as the driver stores it for a `UtcDateTime` column (SQLAlchemy's own processor)."""
+    dialect = conn.dialect
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return process(moment) if process is not None else moment
+
+
 _REASONS = {
     "no_consent": "the device has no opt-in consent (granted or provisional)",
     "inactive_device": "the device is deactivated (dead token, or switched off)",
@@ -163,4 +259,12 @@ def explain(item: DeliveryRecord, record: NotificationRecord) -> str:
     return item.status.value
 
 
-__all__ = ["NotificationStatus", "delivery_json", "explain", "get_delivery", "list_deliveries"]
+__all__ = [
+    "Final",
+    "NotificationStatus",
+    "delivery_json",
+    "explain",
+    "get_delivery",
+    "list_deliveries",
+    "record_finals",
+]

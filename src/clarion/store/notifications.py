@@ -271,7 +271,8 @@ async def complete_if_done(conn: AsyncConnection, notification_id: str, now: dat
     Senders of different batches finish concurrently; on PostgreSQL each
     first locks the notification row, so the last one to commit sees every
     other batch's outcome (READ COMMITTED re-reads after the lock) and
-    completes it. SQLite serializes writers already.
+    completes it. SQLite serializes writers already. The check and the
+    change are one conditional UPDATE.
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(
@@ -279,15 +280,19 @@ async def complete_if_done(conn: AsyncConnection, notification_id: str, now: dat
             .where(notifications.c.id == notification_id)
             .with_for_update()
         )
-    if await has_pending(conn, notification_id):
-        return False
-    return await set_status(
-        conn,
-        notification_id,
-        NotificationStatus.COMPLETED,
-        now,
-        only_from=(NotificationStatus.SENDING,),
+    pending = sa.exists().where(
+        deliveries.c.notification_id == notification_id, deliveries.c.status.in_(PENDING)
     )
+    result = await conn.execute(
+        notifications.update()
+        .where(
+            notifications.c.id == notification_id,
+            notifications.c.status == NotificationStatus.SENDING.value,
+            ~pending,
+        )
+        .values(status=NotificationStatus.COMPLETED.value, completed_at=now)
+    )
+    return result.rowcount > 0
 
 
 async def plan_job_exists(conn: AsyncConnection, app_id: str, notification_id: str) -> bool:
