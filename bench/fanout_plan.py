@@ -4,7 +4,9 @@ It plans the notification as the worker does (`plan_chunk` until done, each
 chunk at the clock's current reading) and prints one JSON line: wall and CPU
 seconds, peak RSS (this process image only, so the figure is the planning's
 own and not the seeding's), devices planned, deliveries queued and
-chunks. `CLARION_BENCH_PROFILE=path` writes a cProfile of the planning there.
+chunks. `CLARION_BENCH_PROFILE=path` writes a cProfile of the planning there,
+`CLARION_BENCH_FANOUT_CHUNK` overrides the planner's chunk size,
+`CLARION_BENCH_SQL_STATS=1` prints the SQL wall time per statement to stderr.
 No `main()`: `python -m bench` runs only the benchmarks themselves.
 """
 
@@ -21,23 +23,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.sqlstats import SqlStats
 from clarion.delivery.planner import plan_chunk
 from clarion.store.db import Database
 
 
 async def plan(url: str, app_id: str, notification_id: str) -> dict[str, Any]:
     database = Database(url)
+    stats = SqlStats(database) if os.environ.get("CLARION_BENCH_SQL_STATS") == "1" else None
     planned = queued = chunks = 0
+    size = os.environ.get("CLARION_BENCH_FANOUT_CHUNK")
+    chunk = {"chunk": int(size)} if size else {}
     try:
         started, cpu = time.perf_counter(), time.process_time()
         while True:
-            result = await plan_chunk(database, app_id, notification_id, datetime.now(UTC))
+            result = await plan_chunk(database, app_id, notification_id, datetime.now(UTC), **chunk)
             planned, queued, chunks = planned + result.planned, queued + result.queued, chunks + 1
             if result.done:
                 break
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await database.dispose()
+    if stats is not None:
+        print(stats.report(), file=sys.stderr)
     return {
         "seconds": seconds,
         "cpu": cpu,

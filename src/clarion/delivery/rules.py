@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from clarion.model.app import App, Category
 from clarion.model.caps import SentPush, cap_blocking, counts_toward_caps, effective_caps
@@ -22,7 +23,7 @@ from clarion.model.policy import (
     device_suppression,
     find_category,
 )
-from clarion.model.preferences import FrequencyCap, UserPreferences
+from clarion.model.preferences import FrequencyCap, QuietHours, UserPreferences
 from clarion.model.schedule import (
     DeliveryPlan,
     PlanStatus,
@@ -53,13 +54,18 @@ class Decision:
     due_at: datetime | None = None
 
 
+_CATEGORY_OPT_OUT = Decision(PlanStatus.SUPPRESSED, Suppression.CATEGORY_OPT_OUT.value)
+
+
 class NotificationRules:
     def __init__(self, app: App, spec: NotificationSpec) -> None:
         self.app = app
         self.spec = spec
         self.category: Category | None = find_category(app.categories, spec.category)
-        self._memo: dict[tuple[object, ...], Decision] = {}
+        self._time_sensitive = bool(self.category and self.category.time_sensitive)
+        self._memo: dict[tuple[str, QuietHours | None], Decision] = {}
         self._memo_now: datetime | None = None
+        self._suppressed: dict[tuple[str, bool], Decision | None] = {}
 
     def caps_apply(self, prefs: UserPreferences | None) -> bool:
         """Whether caps can hold this push back for this recipient (else skip the bookkeeping)."""
@@ -68,45 +74,55 @@ class NotificationRules:
     def decide(self, recipient: RecipientFacts, now: datetime) -> Decision:
         """The decision for one recipient, memoized by everything it depends on.
 
-        Recipients of a campaign mostly share a handful of situations (same
-        zone, no preferences of their own), so a million-device plan computes
-        each situation once instead of once per device.
+        In order: consent and the device's state (which alone decide a
+        suppression), the category choice, then the schedule in the
+        recipient's zone under their quiet hours. Only the last is worth
+        remembering, and it depends on nothing but the zone and the quiet
+        hours, so a million-device plan computes it once per zone and window
+        instead of once per device.
         """
+        suppressed = self._device_state(recipient.consent, recipient.active)
+        if suppressed is not None:
+            return suppressed
+        prefs = recipient.preferences
+        if not category_allows(self.category, prefs.categories if prefs else {}):
+            return _CATEGORY_OPT_OUT
         # Decided at the minute: recipients planned within the same minute share the
         # memo (across chunks too), and a minute's floor never sends late.
         instant = now.replace(second=0, microsecond=0)
         if instant != self._memo_now:
             self._memo.clear()
             self._memo_now = instant
-        prefs = recipient.preferences
-        key = (
-            recipient.consent,
-            recipient.active,
-            recipient.timezone,
-            None
-            if prefs is None
-            else (
-                prefs.timezone,
-                prefs.quiet_hours_set,
-                prefs.quiet_hours,
-                prefs.categories.get(self.category.name) if self.category else None,
-            ),
+        zone = recipient_zone(
+            prefs.timezone if prefs else None, recipient.timezone, self.app.default_timezone
         )
+        quiet = effective_quiet_hours(self.app.quiet_hours, prefs)
+        key = (zone.key, quiet)
         decision = self._memo.get(key)
         if decision is None:
-            decision = self._memo[key] = self._decide(recipient, instant)
+            decision = self._memo[key] = self._scheduled(zone, quiet, instant)
         if decision.status is PlanStatus.SCHEDULED and decision.due_at and decision.due_at <= now:
             return Decision(PlanStatus.DUE, decision.reason, decision.due_at)
         return decision
 
-    def _decide(self, recipient: RecipientFacts, now: datetime) -> Decision:
-        suppression = device_suppression(recipient.consent, recipient.active)
-        if suppression is not None:
-            return Decision(PlanStatus.SUPPRESSED, suppression.value)
-        prefs = recipient.preferences
-        if not category_allows(self.category, prefs.categories if prefs else {}):
-            return Decision(PlanStatus.SUPPRESSED, Suppression.CATEGORY_OPT_OUT.value)
-        plan = self.plan(recipient, now)
+    def _device_state(self, consent: str, active: bool) -> Decision | None:
+        key = (consent, active)
+        if key not in self._suppressed:
+            suppression = device_suppression(consent, active)
+            self._suppressed[key] = (
+                None if suppression is None else Decision(PlanStatus.SUPPRESSED, suppression.value)
+            )
+        return self._suppressed[key]
+
+    def _scheduled(self, zone: ZoneInfo, quiet: QuietHours | None, now: datetime) -> Decision:
+        plan = plan_delivery(
+            self.spec.schedule,
+            now=now,
+            zone=zone,
+            quiet=quiet,
+            time_sensitive=self._time_sensitive,
+            expires_at=self.spec.expires_at,
+        )
         if plan.status is PlanStatus.SUPPRESSED:
             return Decision(plan.status, plan.reason.value if plan.reason else None)
         if plan.status is PlanStatus.EXPIRED:
