@@ -74,6 +74,68 @@ def job_due(due: datetime, now: datetime) -> datetime:
     return rounded if rounded == due else rounded + timedelta(minutes=1)
 
 
+class ChunkDecider:
+    """A chunk's decisions, remembered across its pages (they share one `now`).
+
+    Each situation is routed once to a slot, a (platform, decision) pair;
+    after that a device costs a dictionary lookup and an append.
+    """
+
+    def __init__(self, rules: NotificationRules, now: datetime, throttle: Throttle) -> None:
+        self.rules = rules
+        self.now = now
+        self.throttle = throttle
+        self._route: dict[Situation, int] = {}
+        self._decisions: dict[tuple[str, bool, str | None, str | None], Decision] = {}
+        self._slots: list[tuple[str, Decision]] = []
+        self._slot_of: dict[tuple[str, Decision], int] = {}
+
+    def groups(
+        self, page: Iterable[Sequence[Any]], prefs: Mapping[str, UserPreferences]
+    ) -> list[DeliveryGroup]:
+        """The deliveries of a page of `(id, platform, consent, active, timezone, user_id)` rows.
+
+        Each group's devices stay in page (id) order.
+        """
+        if self.throttle.state is not None:
+            return self._throttled(page, prefs)
+        route = self._route
+        lists: list[list[str]] = [[] for _ in self._slots]
+        for device_id, platform, consent, active, timezone, user_id in page:
+            situation = (platform, consent, active, timezone, user_id if user_id in prefs else None)
+            slot = route.get(situation)
+            if slot is None:
+                slot = route[situation] = self._slot(platform, self._decide(situation, prefs))
+                lists.extend([] for _ in range(len(self._slots) - len(lists)))
+            lists[slot].append(device_id)
+        return [_group(*self._slots[slot], ids) for slot, ids in enumerate(lists) if ids]
+
+    def _throttled(
+        self, page: Iterable[Sequence[Any]], prefs: Mapping[str, UserPreferences]
+    ) -> list[DeliveryGroup]:
+        buckets: dict[tuple[str, Decision], list[str]] = defaultdict(list)
+        for device_id, platform, consent, active, timezone, user_id in page:
+            situation = (platform, consent, active, timezone, user_id if user_id in prefs else None)
+            decision = self.throttle.spread(self._decide(situation, prefs), self.now)
+            buckets[(platform, decision)].append(device_id)
+        return [_group(platform, decision, ids) for (platform, decision), ids in buckets.items()]
+
+    def _slot(self, platform: str, decision: Decision) -> int:
+        key = (platform, decision)
+        slot = self._slot_of.get(key)
+        if slot is None:
+            slot = self._slot_of[key] = len(self._slots)
+            self._slots.append(key)
+        return slot
+
+    def _decide(self, situation: Situation, prefs: Mapping[str, UserPreferences]) -> Decision:
+        facts = situation[1:]
+        decision = self._decisions.get(facts)
+        if decision is None:
+            decision = self._decisions[facts] = _decide(self.rules, situation, prefs, self.now)
+        return decision
+
+
 def plan_groups(
     rules: NotificationRules,
     page: Iterable[Sequence[Any]],
@@ -81,44 +143,8 @@ def plan_groups(
     now: datetime,
     throttle: Throttle,
 ) -> list[DeliveryGroup]:
-    """The deliveries of a page of `(id, platform, consent, active, timezone, user_id)` rows.
-
-    Each group's devices stay in page (id) order.
-    """
-    if throttle.state is not None:
-        return _throttled(rules, page, prefs, now, throttle)
-    decisions: dict[tuple[str, bool, str | None, str | None], Decision] = {}
-    buckets: dict[tuple[str, Decision], list[str]] = {}
-    route: dict[Situation, list[str]] = {}
-    for device_id, platform, consent, active, timezone, user_id in page:
-        situation = (platform, consent, active, timezone, user_id if user_id in prefs else None)
-        target = route.get(situation)
-        if target is None:
-            facts = situation[1:]
-            decision = decisions.get(facts)
-            if decision is None:
-                decision = decisions[facts] = _decide(rules, situation, prefs, now)
-            target = route[situation] = buckets.setdefault((platform, decision), [])
-        target.append(device_id)
-    return [_group(platform, decision, ids) for (platform, decision), ids in buckets.items()]
-
-
-def _throttled(
-    rules: NotificationRules,
-    page: Iterable[Sequence[Any]],
-    prefs: Mapping[str, UserPreferences],
-    now: datetime,
-    throttle: Throttle,
-) -> list[DeliveryGroup]:
-    decisions: dict[Situation, Decision] = {}
-    buckets: dict[tuple[str, Decision], list[str]] = defaultdict(list)
-    for device_id, platform, consent, active, timezone, user_id in page:
-        situation = (platform, consent, active, timezone, user_id if user_id in prefs else None)
-        decision = decisions.get(situation)
-        if decision is None:
-            decision = decisions[situation] = _decide(rules, situation, prefs, now)
-        buckets[(platform, throttle.spread(decision, now))].append(device_id)
-    return [_group(platform, decision, ids) for (platform, decision), ids in buckets.items()]
+    """One page decided on its own (`ChunkDecider` remembers across a chunk's pages)."""
+    return ChunkDecider(rules, now, throttle).groups(page, prefs)
 
 
 def _decide(

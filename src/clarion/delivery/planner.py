@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.delivery.chunk_plan import SEND_JOB as SEND_JOB
-from clarion.delivery.chunk_plan import Throttle, plan_groups, send_jobs
+from clarion.delivery.chunk_plan import ChunkDecider, Throttle, send_jobs
 from clarion.delivery.chunk_plan import job_due as job_due
 from clarion.delivery.rules import NotificationRules
 from clarion.model.app import App
@@ -140,6 +140,7 @@ async def _fan_out(
     """
     groups: list[DeliveryGroup] = []
     planned, last = 0, record.planned_through
+    decider = ChunkDecider(rules, now, throttle) if rules is not None else None
     writing: asyncio.Future[int] | None = None
     async with database.read() as reader:
         reading = asyncio.ensure_future(
@@ -157,7 +158,7 @@ async def _fan_out(
                     reading = asyncio.ensure_future(
                         _read_page(reader, record.app_id, spec, last, limit, now)
                     )
-                decided = plan_groups(rules, rows, prefs, now, throttle) if rules else []
+                decided = decider.groups(rows, prefs) if decider is not None else []
                 groups.extend(decided)
                 if writing is not None:
                     await writing

@@ -26,7 +26,7 @@ async def get_preferences(
     return _preferences(row) if row is not None else None
 
 
-def _preferences(row: sa.Row[Any]) -> UserPreferences:
+def _preferences(row: sa.Row[*tuple[Any, ...]]) -> UserPreferences:
     quiet = row.quiet_hours
     return UserPreferences(
         categories=row.categories or {},
@@ -97,8 +97,11 @@ async def preferences_for(
     """
     if not user_ids:
         return {}
+    chosen = (users.c.user_id, users.c.timezone, users.c.quiet_hours, users.c.caps)
     rows = await conn.execute(
-        users.select().where(users.c.app_id == app_id, _one_of(conn, list(user_ids)))
+        sa.select(*chosen, users.c.categories).where(
+            users.c.app_id == app_id, _one_of(conn, list(user_ids))
+        )
     )
     return {row.user_id: _preferences(row) for row in rows}
 
