@@ -215,6 +215,7 @@ async def _run_api(
     )
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop)) if workers else None
+    _freeze_startup_objects()
     try:
         await uvicorn.Server(config).serve()
     finally:
@@ -222,6 +223,18 @@ async def _run_api(
         if worker_task is not None:
             await worker_task
         await runtime.aclose()
+
+
+def _freeze_startup_objects() -> None:
+    """Exempt what start-up built from the garbage collector's full passes.
+
+    Modules, the app, its routes and schemas never die; a full collection
+    walked them all and paused every request in flight for 50-130 ms.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 async def _worker(settings: Settings) -> int:

@@ -85,3 +85,21 @@ async def test_a_batch_failing_for_a_reason_of_its_own_is_retried_alone(
     results = await asyncio.gather(*[group.submit(name) for name in "abc"])
     assert results == ["a", "b", "c"]
     assert calls == [3, 1, 1, 1]
+
+
+async def test_batches_in_flight_at_once_never_share_a_key_and_keep_its_order(
+    database: Database,
+) -> None:
+    written: list[str] = []
+
+    def record(conn: sa.Connection, names: Sequence[str]) -> list[str]:
+        conn.execute(sa.text("SELECT 1"))
+        written.extend(names)
+        return list(names)
+
+    group = GroupCommit(database, record, key=lambda name: name[0], concurrency=3)
+    names = [f"{key}{round}" for round in range(4) for key in "abcdefgh"]
+    assert await asyncio.gather(*[group.submit(name) for name in names]) == names
+    for key in "abcdefgh":
+        assert [name for name in written if name[0] == key] == [f"{key}{r}" for r in range(4)]
+    assert group.batches >= 4

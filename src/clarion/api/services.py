@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from clarion.api.auth import Principal
 
 
+POSTGRES_BATCHES_IN_FLIGHT = 4
+"""Registration batches written at once on PostgreSQL (each waits mostly on the server)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
@@ -46,7 +50,8 @@ class Services:
         ttl = self.settings.auth_cache_ttl
         object.__setattr__(self, "keys", TtlCache(self.clock.monotonic, ttl))
         object.__setattr__(self, "apps", TtlCache(self.clock.monotonic, ttl))
-        batches = GroupCommit(self.database, upsert_devices, key=_device_key)
+        writers = 1 if self.database.is_sqlite else POSTGRES_BATCHES_IN_FLIGHT
+        batches = GroupCommit(self.database, upsert_devices, key=_device_key, concurrency=writers)
         object.__setattr__(self, "registrations", batches)
 
     @property

@@ -7,15 +7,14 @@ on an asyncio lock before they touch SQLite: SQLite's own busy handler backs
 off in sleeps of up to 100 ms, which under many concurrent requests costs far
 more than waiting in line (processes sharing the file still rely on it).
 A transaction of many statements can run whole in a writer thread
-(`write_sync`): aiosqlite hops to its thread and back for every statement.
+(`write_sync`, `clarion.store.sqlite_writer`): aiosqlite hops to its thread
+and back for every statement.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from clarion.store.sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
 
@@ -55,8 +56,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(target, **options)
         self._writer = asyncio.Lock()
         self.dialect = self.engine.dialect.name
-        self._sync_engine: sa.Engine | None = None
-        self._sync_thread: ThreadPoolExecutor | None = None
+        self._sync_writer: SqliteWriter | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine.sync_engine)
 
@@ -85,31 +85,21 @@ class Database:
         in-process lock as `write()`. Elsewhere it runs under
         `AsyncConnection.run_sync` (on PostgreSQL, asyncpg underneath).
         """
-        engine = self._sync_writer()
-        if engine is None:
+        writer = self._sqlite_writer()
+        if writer is None:
             async with self.write() as conn:
                 return await conn.run_sync(work)
         async with self._writer:
-            assert self._sync_thread is not None  # noqa: S101 - made with the engine
-            done = asyncio.get_running_loop().run_in_executor(
-                self._sync_thread, _run_write, engine, work
-            )
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                # Hold the lock until the thread has finished with the database.
-                with contextlib.suppress(BaseException):
-                    await done
-                raise
+            return await writer.run(work)
 
-    def _sync_writer(self) -> sa.Engine | None:
+    def _sqlite_writer(self) -> SqliteWriter | None:
         if not self.is_sqlite or ":memory:" in self.url or "mode=memory" in self.url:
             return None
-        if self._sync_engine is None:
-            self._sync_engine = sa.create_engine(self.engine.url.set(drivername="sqlite"))
-            _configure_sqlite(self._sync_engine)
-            self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="clarion-sqlite-writer")
-        return self._sync_engine
+        if self._sync_writer is None:
+            engine = sa.create_engine(self.engine.url.set(drivername="sqlite"))
+            _configure_sqlite(engine)
+            self._sync_writer = SqliteWriter(engine)
+        return self._sync_writer
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -123,18 +113,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._sync_thread is not None and self._sync_engine is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._sync_thread, self._sync_engine.dispose)
-            self._sync_thread.shutdown()
-            self._sync_engine = self._sync_thread = None
-
-
-def _run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
-    with engine.connect() as plain:
-        conn = plain.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        with conn.begin():
-            return work(conn)
+        if self._sync_writer is not None:
+            await self._sync_writer.close()
+            self._sync_writer = None
 
 
 def _ensure_sqlite_dir(url: str) -> None:

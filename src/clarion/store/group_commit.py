@@ -11,7 +11,10 @@ being written form the next one, so batches grow with the load and the cost
 of a transaction (BEGIN, COMMIT, the lock) is paid once per batch.
 
 If a batch fails, each of its items is written again alone, so a bad item
-fails only its own caller. Items with the same `key` never share a batch.
+fails only its own caller. Items with the same `key` are never written at
+the same time. `concurrency` batches may be in flight at once: one on
+SQLite (its writes queue anyway), a few on PostgreSQL, where a batch spends
+most of its time waiting for round trips and the commit's flush.
 """
 
 from __future__ import annotations
@@ -43,13 +46,16 @@ class GroupCommit(Generic[T, R]):
         *,
         key: Callable[[T], Hashable],
         max_batch: int = 256,
+        concurrency: int = 1,
     ) -> None:
         self._database = database
         self._write = write
         self._key = key
         self._max_batch = max_batch
+        self._concurrency = concurrency
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._writing: set[Hashable] = set()
         self.batches = 0
         """Transactions written so far (the mean batch size is items / batches)."""
 
@@ -57,8 +63,11 @@ class GroupCommit(Generic[T, R]):
         """Write `item` with whatever else is waiting; its own result or exception."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+        # A drainer that has finished may still be in the set until its callback runs.
+        if sum(not drainer.done() for drainer in self._drainers) < self._concurrency:
+            drainer = asyncio.create_task(self._drain())
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
         return await future
 
     async def _drain(self) -> None:
@@ -66,17 +75,25 @@ class GroupCommit(Generic[T, R]):
         try:
             while self._queue:
                 batch = self._take()
-                if batch:
+                if not batch:
+                    return  # what waits has a key being written: its writer takes it next
+                keys = {self._key(item) for item, _ in batch}
+                self._writing |= keys
+                try:
                     await self._write_batch(batch)
-        finally:
-            # Callers left waiting only when this task is cancelled (shutdown).
+                finally:
+                    self._writing -= keys
+        except asyncio.CancelledError:
+            # Shutdown: nobody will write for the callers still waiting.
             stopped = RuntimeError("the store is shutting down")
             for _, future in [*batch, *self._queue]:
                 _settle(future, stopped)
             self._queue.clear()
+            raise
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
-        """The next batch: waiting items in order, one per key, callers still waiting."""
+        """The next batch: waiting items in order, callers still waiting, one per key
+        and none whose key another batch is writing."""
         batch: list[tuple[T, asyncio.Future[R]]] = []
         later: list[tuple[T, asyncio.Future[R]]] = []
         keys: set[Hashable] = set()
@@ -85,7 +102,7 @@ class GroupCommit(Generic[T, R]):
             if entry[1].done():  # the caller was cancelled
                 continue
             key = self._key(entry[0])
-            if key in keys:
+            if key in keys or key in self._writing:
                 later.append(entry)
             else:
                 keys.add(key)
