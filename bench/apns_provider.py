@@ -27,6 +27,34 @@ def provider_sender(
     transport: Transport, url: str, error_share: float = ERROR_SHARE
 ) -> Callable[[int], Awaitable[str]]:
     """`send(i)` pushes to the i-th recipient and returns the outcome's class name."""
+    provider, pushes = provider_pushes(transport, url, error_share)
+
+    async def send(index: int) -> str:
+        message, recipient = pushes[index % len(pushes)]
+        outcome = await provider.send(message, recipient)
+        return type(outcome).__name__
+
+    return send
+
+
+def batch_sender(
+    transport: Transport, url: str, error_share: float = ERROR_SHARE, size: int = 500
+) -> Callable[[int], Awaitable[list[str]]]:
+    """`send(i)` pushes the i-th batch of `size` through `send_batch`, as the sender does."""
+    provider, pushes = provider_pushes(transport, url, error_share)
+
+    async def send(index: int) -> list[str]:
+        start = (index * size) % len(pushes)
+        batch = (pushes * 2)[start : start + size]
+        return [type(outcome).__name__ for outcome in await provider.send_batch(batch)]
+
+    return send
+
+
+def provider_pushes(
+    transport: Transport, url: str, error_share: float
+) -> tuple[ApnsProvider, list[tuple[Message, Recipient]]]:
+    """The provider and 1,000 pushes, every 1/error_share-th to a token nginx answers 410."""
     from bench.transport import token
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -54,9 +82,4 @@ def provider_sender(
         for i in range(1000)
     ]
 
-    async def send(index: int) -> str:
-        message, recipient = pushes[index % len(pushes)]
-        outcome = await provider.send(message, recipient)
-        return type(outcome).__name__
-
-    return send
+    return provider, pushes

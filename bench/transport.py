@@ -25,7 +25,7 @@ from pathlib import Path
 import pycurl
 
 from bench.nginx import BAD_MARKER, Nginx, ensure_tools, running_nginx
-from bench.report import Run, best_of, cpu_row, cpu_seconds, rate_row, table
+from bench.report import Row, Run, best_of, cpu_row, cpu_seconds, rate_row, table
 from clarion.providers.base import HttpRequest, Transport
 from clarion.providers.curl_transport import CurlTransport
 from clarion.providers.httpx_transport import HttpxTransport
@@ -175,9 +175,37 @@ async def provider_run(server: Nginx, count: int, error_share: float = 0.1) -> R
         await transport.aclose()
 
 
-def main() -> None:
+async def provider_batch_run(
+    server: Nginx, count: int, error_share: float = 0.0, size: int = 500, in_flight: int = 4
+) -> Run:
+    """ApnsProvider.send_batch() as the sender calls it: batches of `size`, `in_flight` at once."""
+    from bench.apns_provider import batch_sender
+
+    transport = CurlTransport(ca_file=server.ca_file)
+    send = batch_sender(transport, server.url, error_share, size)
+    statuses: Counter[str] = Counter()
+
+    async def worker(batches: range) -> None:
+        for index in batches:
+            statuses.update(await send(index))
+
+    async def run(total: int) -> None:
+        await asyncio.gather(*(worker(range(w, total, in_flight)) for w in range(in_flight)))
+
+    try:
+        await run(in_flight)  # warm up: connection, JWT
+        statuses.clear()
+        batches = count // size
+        cpu, started = cpu_seconds(), time.perf_counter()
+        await run(batches)
+        return Run(batches * size, time.perf_counter() - started, cpu_seconds() - cpu, statuses)
+    finally:
+        await transport.aclose()
+
+
+def main() -> list[Row]:
     if not ensure_tools():
-        return
+        return []
     started = time.perf_counter()
     with running_nginx() as server:
         ca, url = server.ca_file, server.url
@@ -199,6 +227,12 @@ def main() -> None:
         available = provider_available()
         provider_ok = best_of(ROUNDS, lambda: provider(0.0)) if available else None
         provider_err = best_of(ROUNDS, lambda: provider(0.1)) if available else None
+
+        def batched(errors: float) -> Run:
+            return asyncio.run(provider_batch_run(server, PROVIDER_REQUESTS, errors))
+
+        batch_ok = best_of(ROUNDS, lambda: batched(0.0)) if available else None
+        batch_err = best_of(ROUNDS, lambda: batched(0.1)) if available else None
     rows = [
         rate_row("h2load (C), 2 conns x 100 streams", h2load, None),
         rate_row("bare pycurl multi loop, no asyncio", bare, h2load, "h2load"),
@@ -219,15 +253,28 @@ def main() -> None:
             rate_row("ApnsProvider.send(), 10% 410s", provider_err, provider_ok, "0% errors"),
             cpu_row("ApnsProvider.send() CPU, 10% 410s", provider_err, provider_ok, "0% errors"),
         ]
+    if batch_ok is not None and batch_err is not None and provider_ok is not None:
+        rows += [
+            rate_row("ApnsProvider.send_batch(), 0% errors", batch_ok, TARGET_RATE, "target"),
+            rate_row("ApnsProvider.send_batch() vs h2load", batch_ok, h2load, "h2load"),
+            cpu_row("ApnsProvider.send_batch() CPU", batch_ok, provider_ok, "send()"),
+            cpu_row("send_batch() CPU vs bare pycurl", batch_ok, bare, "bare pycurl"),
+            rate_row("ApnsProvider.send_batch(), 10% 410s", batch_err, batch_ok, "0% errors"),
+        ]
     print(table(rows))
     print(
         f"best of {ROUNDS} runs of {CURL_REQUESTS:,} requests, {CONCURRENCY} in flight; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
         f"took {time.perf_counter() - started:.0f}s"
     )
-    for name, run in [("curl 10%", curl_err), ("provider 10%", provider_err)]:
+    for name, run in [
+        ("curl 10%", curl_err),
+        ("provider 10%", provider_err),
+        ("batch 10%", batch_err),
+    ]:
         if run is not None:
             print(f"{name}: {dict(run.statuses)}")
+    return rows
 
 
 if __name__ == "__main__":

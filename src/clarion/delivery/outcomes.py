@@ -2,7 +2,8 @@
 
 The writer collects final statuses, retries, waits (paused provider) and
 device changes while the batch is sent, then `commit` writes them all,
-queues the follow-up job and finishes the send job together. Every delivery
+queues the follow-up job and finishes the send job together. A batch that
+only ended deliveries (the usual one) commits in one synchronous hop. Every delivery
 update is conditional on the delivery still being pending (`queued` or `scheduled`).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,9 +32,14 @@ from clarion.model.platform import Platform
 from clarion.model.retry import retry_at
 from clarion.store import caps, queue, webhooks
 from clarion.store.db import Database
-from clarion.store.deliveries import Final, record_finals
+from clarion.store.deliveries import Final, record_finals, record_finals_sync
 from clarion.store.devices import token_hash
-from clarion.store.notifications import DeliveryStatus, NotificationRecord, complete_if_done
+from clarion.store.notifications import (
+    DeliveryStatus,
+    NotificationRecord,
+    complete_if_done,
+    complete_if_done_sync,
+)
 from clarion.store.schema import devices
 from clarion.store.schema_pipeline import deliveries
 
@@ -41,6 +48,11 @@ AUTH_RECHECK = timedelta(seconds=30)
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SCHEDULED.value)
 REASON_LENGTH = 200
 _SENT = DeliveryStatus.SENT.value
+_FAILED = DeliveryStatus.FAILED.value
+
+
+class _CompletesNotification(Exception):
+    """This batch ends the notification: redo its commit on the path that emits the webhook."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +164,14 @@ class OutcomeWriter:
 
     async def commit(self, record: NotificationRecord | None) -> None:
         now = self.clock.now()
+        if record is not None and self._only_endings():
+            try:
+                await self.database.write_sync(partial(self._commit_endings, record.id, now))
+            except _CompletesNotification:
+                pass  # rolled back: the general path below also emits `notification.completed`
+            else:
+                self._count()
+                return
         follow_ups: list[queue.NewJob] = []
         async with self.database.write() as conn:
             if record is not None:
@@ -167,6 +187,28 @@ class OutcomeWriter:
             await queue.finish(conn, self.job.id, self.owner)
             if record is not None and await complete_if_done(conn, record.id, now):
                 await webhooks.emit_completed(conn, record.app_id, record.id, now)
+        self._count()
+
+    def _only_endings(self) -> bool:
+        """Nothing to write but final statuses (none failed): the commit of nearly every batch."""
+        if self.retried or self.waiting or self.deactivate or self.replace:
+            return False
+        return not any(f.status == _FAILED for f in self.finals) and not self._unused_slots()
+
+    def _commit_endings(self, notification_id: str, now: datetime, conn: sa.Connection) -> None:
+        """`commit` of a batch that only ended deliveries, run whole in one hop (`write_sync`).
+
+        On SQLite that is one trip to the writer thread while the database's
+        write lock is held, instead of one per statement, each waiting for a
+        busy event loop. The batch that completes the notification is rolled
+        back and redone by the general path, which also queues its webhook.
+        """
+        record_finals_sync(conn, notification_id, self.finals, now)
+        queue.finish_sync(conn, self.job.id, self.owner)
+        if complete_if_done_sync(conn, notification_id, now):
+            raise _CompletesNotification
+
+    def _count(self) -> None:
         for label, count in self._counts.items():
             self.metrics.count(self.platform.value, label, count)
         self._counts.clear()

@@ -184,40 +184,63 @@ async def record_finals(
     if not finals:
         return
     if conn.dialect.name == "postgresql":
-        await conn.execute(
-            _FINALS_POSTGRES,
-            {
-                "now": now,
-                "notification_id": notification_id,
-                "devices": [f.device_id for f in finals],
-                "statuses": [f.status for f in finals],
-                "reasons": [f.reason for f in finals],
-                "provider_ids": [f.provider_id for f in finals],
-                "tried": [f.tried for f in finals],
-            },
+        await conn.execute(_FINALS_POSTGRES, _postgres_finals(notification_id, finals, now))
+    else:
+        await conn.exec_driver_sql(
+            _FINALS_SQLITE, _sqlite_finals(conn, notification_id, finals, now)
         )
+
+
+def record_finals_sync(
+    conn: sa.Connection, notification_id: str, finals: Sequence[Final], now: datetime
+) -> None:
+    """`record_finals` on a synchronous connection (inside `Database.write_sync`)."""
+    if not finals:
         return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_FINALS_POSTGRES, _postgres_finals(notification_id, finals, now))
+    else:
+        conn.exec_driver_sql(_FINALS_SQLITE, _sqlite_finals(conn, notification_id, finals, now))
+
+
+def _postgres_finals(
+    notification_id: str, finals: Sequence[Final], now: datetime
+) -> dict[str, Any]:
+    return {
+        "now": now,
+        "notification_id": notification_id,
+        "devices": [f.device_id for f in finals],
+        "statuses": [f.status for f in finals],
+        "reasons": [f.reason for f in finals],
+        "provider_ids": [f.provider_id for f in finals],
+        "tried": [f.tried for f in finals],
+    }
+
+
+def _sqlite_finals(
+    conn: AsyncConnection | sa.Connection,
+    notification_id: str,
+    finals: Sequence[Final],
+    now: datetime,
+) -> list[tuple[Any, ...]]:
     stored_now = _stored_datetime(conn, now)
     sent = DeliveryStatus.SENT.value
-    await conn.exec_driver_sql(
-        _FINALS_SQLITE,
-        [
-            (
-                f.status,
-                f.reason,
-                f.provider_id,
-                stored_now if f.status == sent else None,
-                f.tried,
-                stored_now,
-                notification_id,
-                f.device_id,
-            )
-            for f in finals
-        ],
-    )
+    return [
+        (
+            f.status,
+            f.reason,
+            f.provider_id,
+            stored_now if f.status == sent else None,
+            f.tried,
+            stored_now,
+            notification_id,
+            f.device_id,
+        )
+        for f in finals
+    ]
 
 
-def _stored_datetime(conn: AsyncConnection, moment: datetime) -> Any:
+def _stored_datetime(conn: AsyncConnection | sa.Connection, moment: datetime) -> Any:
     """`moment` as the driver stores it for a `UtcDateTime` column (SQLAlchemy's own processor)."""
     dialect = conn.dialect
     process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
@@ -267,4 +290,5 @@ __all__ = [
     "get_delivery",
     "list_deliveries",
     "record_finals",
+    "record_finals_sync",
 ]

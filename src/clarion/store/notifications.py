@@ -275,15 +275,29 @@ async def complete_if_done(conn: AsyncConnection, notification_id: str, now: dat
     change are one conditional UPDATE.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(
-            sa.select(notifications.c.id)
-            .where(notifications.c.id == notification_id)
-            .with_for_update()
-        )
+        await conn.execute(_lock(notification_id))
+    result = await conn.execute(_complete(notification_id, now))
+    return result.rowcount > 0
+
+
+def complete_if_done_sync(conn: sa.Connection, notification_id: str, now: datetime) -> bool:
+    """`complete_if_done` on a synchronous connection (inside `Database.write_sync`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_lock(notification_id))
+    return conn.execute(_complete(notification_id, now)).rowcount > 0
+
+
+def _lock(notification_id: str) -> sa.Select[Any]:
+    return (
+        sa.select(notifications.c.id).where(notifications.c.id == notification_id).with_for_update()
+    )
+
+
+def _complete(notification_id: str, now: datetime) -> sa.Update:
     pending = sa.exists().where(
         deliveries.c.notification_id == notification_id, deliveries.c.status.in_(PENDING)
     )
-    result = await conn.execute(
+    return (
         notifications.update()
         .where(
             notifications.c.id == notification_id,
@@ -292,7 +306,6 @@ async def complete_if_done(conn: AsyncConnection, notification_id: str, now: dat
         )
         .values(status=NotificationStatus.COMPLETED.value, completed_at=now)
     )
-    return result.rowcount > 0
 
 
 async def plan_job_exists(conn: AsyncConnection, app_id: str, notification_id: str) -> bool:

@@ -139,6 +139,11 @@ async def finish(conn: AsyncConnection, job_id: int, owner: str) -> bool:
     return result.rowcount > 0
 
 
+def finish_sync(conn: sa.Connection, job_id: int, owner: str) -> bool:
+    """`finish` on a synchronous connection (inside `Database.write_sync`)."""
+    return conn.execute(jobs.delete().where(_held(job_id, owner))).rowcount > 0
+
+
 async def postpone(
     conn: AsyncConnection,
     job_id: int,
