@@ -1,6 +1,7 @@
 """Providers built from the app's sealed credentials, rebuilt when they change.
 
-Before each batch the lookup reads the credential (one primary-key lookup):
+Before each batch the lookup reads the credential (one primary-key lookup,
+in the sender's own read transaction):
 a new revision builds a new provider (the old one's transport is closed after
 a grace period, so its in-flight pushes finish); a deleted credential closes
 it; a `failing` credential answers `Paused`, so deliveries wait instead of
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.clock import Clock
 from clarion.config import Settings
@@ -54,10 +57,15 @@ class CredentialProviders:
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
-    async def get(self, app_id: str, platform: Platform) -> ProviderState:
+    async def get(
+        self, app_id: str, platform: Platform, conn: AsyncConnection | None = None
+    ) -> ProviderState:
         key = (app_id, platform)
-        async with self.database.read() as conn:
+        if conn is not None:
             stored = await store.get_credential(conn, app_id, platform.value)
+        else:
+            async with self.database.read() as own:
+                stored = await store.get_credential(own, app_id, platform.value)
         if stored is None:
             self._retire(key)
             return Missing()

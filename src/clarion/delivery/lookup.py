@@ -13,6 +13,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from clarion.model.platform import Platform
 from clarion.providers.base import Provider
 
@@ -42,7 +44,10 @@ ProviderState = Ready | Paused | Missing
 
 
 class ProviderLookup(Protocol):
-    async def get(self, app_id: str, platform: Platform) -> ProviderState: ...
+    async def get(
+        self, app_id: str, platform: Platform, conn: AsyncConnection | None = None
+    ) -> ProviderState:
+        """The provider's state; `conn` is a transaction to read the credential in, if any."""
 
     async def auth_failed(self, app_id: str, platform: Platform, reason: str) -> None:
         """Mark the credential failing; `get` answers `Paused` until it changes."""
@@ -57,7 +62,9 @@ class StaticProviders:
         self._ready = {key: Ready(provider) for key, provider in providers.items()}
         self.paused: dict[tuple[str, Platform], str] = {}
 
-    async def get(self, app_id: str, platform: Platform) -> ProviderState:
+    async def get(
+        self, app_id: str, platform: Platform, conn: AsyncConnection | None = None
+    ) -> ProviderState:
         key = (app_id, platform)
         if key in self.paused:
             return Paused(self.paused[key])

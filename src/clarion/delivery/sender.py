@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from clarion.clock import Clock
-from clarion.delivery.lookup import Missing, Paused, ProviderLookup
+from clarion.delivery.lookup import Missing, Paused, ProviderLookup, ProviderState
 from clarion.delivery.metrics import DeliveryMetrics
 from clarion.delivery.outcomes import PENDING, OutcomeWriter, Pending
 from clarion.delivery.planner import SEND_JOB, job_due, load_spec
@@ -125,6 +125,7 @@ class Sender:
             rows = await _load_batch(conn, notification_id, device_ids) if record else []
             users = sorted({row.user_id for row in rows if row.user_id})
             prefs = await preferences_for(conn, job.app_id, users)
+            state = await self.providers.get(job.app_id, platform, conn) if rows else Missing()
         writer = OutcomeWriter(self.database, self.clock, job, owner, platform, self.metrics)
         if record is None or app is None or not rows:
             await writer.commit(record)
@@ -133,7 +134,7 @@ class Sender:
         to_send = self._screen(record, rows, writer, rules, prefs)
         to_send = await self._within_caps(app, record, rules, to_send, prefs, writer)
         if to_send:
-            await self._send(record, platform, to_send, writer)
+            await self._send(record, platform, to_send, writer, state)
         await writer.commit(record)
 
     def _screen(
@@ -226,8 +227,8 @@ class Sender:
         platform: Platform,
         rows: list[BatchRow],
         writer: OutcomeWriter,
+        state: ProviderState,
     ) -> None:
-        state = await self.providers.get(record.app_id, platform)
         if isinstance(state, Missing):
             for row in rows:
                 writer.final(row.device_id, DeliveryStatus.FAILED, "provider_not_configured")
