@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.model.app import App
@@ -35,6 +36,8 @@ from clarion.store.device_rows import (
 from clarion.store.schema import consent_events, device_topics, devices
 
 USER_CHANGED_SOURCE = "user_changed"
+
+_HASHES = postgresql.ARRAY(sa.String(64))
 
 DeviceKey = tuple[str, str, str]
 """What a device is unique on: (app id, platform, SHA-256 of the token)."""
@@ -115,13 +118,19 @@ def _existing(conn: sa.Connection, keys: Sequence[DeviceKey]) -> dict[DeviceKey,
     for app_id, platform, digest in keys:
         groups[app_id, platform].append(digest)
     found: dict[DeviceKey, Any] = {}
+    postgres = conn.dialect.name == "postgresql"
     for (app_id, platform), digests in groups.items():
         query = devices.select().where(
             devices.c.app_id == app_id,
             devices.c.platform == platform,
-            devices.c.token_hash.in_(digests),
+            # On PostgreSQL one array parameter: the same statement text (prepared
+            # once per connection by asyncpg) whatever the batch size; IN (...) has
+            # a text per size, and preparing them was a fifth of a batch's time.
+            devices.c.token_hash == sa.any_(sa.bindparam("digests", digests, type_=_HASHES))
+            if postgres
+            else devices.c.token_hash.in_(digests),
         )
-        if conn.dialect.name == "postgresql":
+        if postgres:
             query = query.with_for_update()
         for row in conn.execute(query):
             found[app_id, platform, row.token_hash] = row
