@@ -49,6 +49,8 @@ from clarion.store.users import preferences_for
 
 PLAN_CHUNK = 20_000
 """Devices planned per transaction (what a crash can lose and has to redo)."""
+PLAN_CHUNK_SQLITE = 10_000
+"""On SQLite a chunk holds the database-wide write lock: about 0.1 s at this size."""
 PLAN_PAGE = 5000
 """Devices read and decided at a time, pipelined with the previous page's insert."""
 SEND_BATCH = 500
@@ -79,11 +81,13 @@ async def plan_chunk(
     notification_id: str,
     now: datetime,
     *,
-    chunk: int = PLAN_CHUNK,
+    chunk: int | None = None,
     batch: int = SEND_BATCH,
     page: int = PLAN_PAGE,
 ) -> ChunkResult:
     """Plan the next chunk of the audience; `done` once the audience is exhausted."""
+    if chunk is None:
+        chunk = PLAN_CHUNK_SQLITE if database.is_sqlite else PLAN_CHUNK
     async with database.write() as conn:
         record = await get_notification(conn, app_id, notification_id)
         if record is None or record.status in FINISHED_PLANNING:

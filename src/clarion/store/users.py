@@ -108,6 +108,8 @@ async def preferences_for(
 
 def _one_of(conn: AsyncConnection, user_ids: list[str]) -> sa.ColumnElement[bool]:
     if conn.dialect.name == "postgresql":
+        # A bound array, not one built server-side from JSON: PostgreSQL then knows its
+        # length and picks between index probes and one scan of the app's users.
         return users.c.user_id == sa.any_(sa.literal(user_ids, postgresql.ARRAY(sa.String)))
     listed = sa.func.json_each(json.dumps(user_ids)).table_valued("value")
     return users.c.user_id.in_(sa.select(listed.c.value))
