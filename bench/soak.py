@@ -16,7 +16,7 @@ deliveries/s are offered and each device gets one push a second. Every
 accepted less pushes answered) and the RSS and CPU of every Clarion process
 (and the private memory of the PostgreSQL backends). The first window is
 warm-up; the rate held and the RSS slope are taken after it. When pacing
-ends the pipeline gets `CLARION_BENCH_SOAK_DRAIN_SECONDS` (default 30) to
+ends the pipeline gets `CLARION_BENCH_SOAK_DRAIN_SECONDS` (default 15) to
 drain. The offered rate is never lowered to what the pipeline manages: when
 it cannot keep up, the achieved rate and a growing backlog say so.
 `CLARION_BENCH_SOAK_SECONDS` is the paced time (default 60 for `make bench`;
@@ -45,7 +45,7 @@ RATE = float(os.environ.get("CLARION_BENCH_SOAK_RATE", "5000"))
 SECONDS = float(os.environ.get("CLARION_BENCH_SOAK_SECONDS", "60"))
 BACKEND = os.environ.get("CLARION_BENCH_SOAK_BACKEND", "sqlite")
 WORKERS = int(os.environ.get("CLARION_BENCH_SOAK_WORKERS", "2"))
-DRAIN_SECONDS = float(os.environ.get("CLARION_BENCH_SOAK_DRAIN_SECONDS", "30"))
+DRAIN_SECONDS = float(os.environ.get("CLARION_BENCH_SOAK_DRAIN_SECONDS", "15"))
 WINDOW = 10.0
 WARMUP = 10.0
 TICK = 0.2
