@@ -14,6 +14,7 @@ time but for the pushes that were in flight.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -301,21 +302,39 @@ class Sender:
         return spec
 
 
+_BATCH_COLUMNS = (
+    deliveries.c.device_id,
+    deliveries.c.attempts,
+    devices.c.token,
+    devices.c.push_keys,
+    devices.c.locale,
+    devices.c.consent,
+    devices.c.active,
+    devices.c.last_seen,
+    devices.c.timezone,
+    devices.c.user_id,
+    devices.c.tags,
+)
+_BATCH_POSTGRES = sa.text(
+    """
+    SELECT d.device_id, d.attempts, v.token, v.push_keys, v.locale, v.consent, v.active,
+           v.last_seen, v.timezone, v.user_id, v.tags
+    FROM json_array_elements(CAST(:wanted AS json)) AS e
+    JOIN deliveries AS d ON d.notification_id = e->>0 AND d.device_id = e->>1
+    LEFT JOIN devices AS v ON v.id = d.device_id
+    WHERE d.status NOT IN ('sent', 'failed', 'suppressed', 'expired', 'cancelled')
+    """
+).columns(*_BATCH_COLUMNS)
+"""As `clarion.store.deliveries._FINALS_POSTGRES`: a primary-key probe per device on any
+statistics (not a read of every pending delivery of the notification per batch)."""
+
+
 async def _load_batch(conn: Any, notification_id: str, device_ids: list[str]) -> list[BatchRow]:
+    if conn.dialect.name == "postgresql":
+        wanted = json.dumps([(notification_id, device_id) for device_id in device_ids])
+        return [BatchRow(*row) for row in await conn.execute(_BATCH_POSTGRES, {"wanted": wanted})]
     query = (
-        sa.select(
-            deliveries.c.device_id,
-            deliveries.c.attempts,
-            devices.c.token,
-            devices.c.push_keys,
-            devices.c.locale,
-            devices.c.consent,
-            devices.c.active,
-            devices.c.last_seen,
-            devices.c.timezone,
-            devices.c.user_id,
-            devices.c.tags,
-        )
+        sa.select(*_BATCH_COLUMNS)
         .select_from(deliveries.outerjoin(devices, devices.c.id == deliveries.c.device_id))
         .where(
             deliveries.c.notification_id == notification_id,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.notifications import DeliveryStatus, NotificationRecord, NotificationStatus
@@ -148,20 +148,21 @@ _FINALS_POSTGRES = sa.text(
     SET status = v.status, reason = v.reason, provider_message_id = v.provider_id,
         sent_at = CASE WHEN v.status = 'sent' THEN CAST(:now AS timestamptz) END,
         attempts = d.attempts + v.tried, updated_at = :now
-    FROM unnest(CAST(:devices AS text[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
-                CAST(:provider_ids AS text[]), CAST(:tried AS integer[]))
-         AS v(device_id, status, reason, provider_id, tried)
-    WHERE d.notification_id = :notification_id AND d.device_id = v.device_id
-      AND d.status IN ('scheduled', 'queued')
+    FROM (
+        SELECT e->>0 AS notification_id, e->>1 AS device_id, e->>2 AS status,
+               e->>3 AS reason, e->>4 AS provider_id, CAST(e->>5 AS integer) AS tried
+        FROM json_array_elements(CAST(:rows AS json)) AS e
+    ) AS v
+    WHERE d.notification_id = v.notification_id AND d.device_id = v.device_id
+      AND d.status NOT IN ('sent', 'failed', 'suppressed', 'expired', 'cancelled')
     """
-).bindparams(
-    sa.bindparam("now", type_=UtcDateTime),
-    sa.bindparam("devices", type_=ARRAY(sa.Text)),
-    sa.bindparam("statuses", type_=ARRAY(sa.Text)),
-    sa.bindparam("reasons", type_=ARRAY(sa.Text)),
-    sa.bindparam("provider_ids", type_=ARRAY(sa.Text)),
-    sa.bindparam("tried", type_=ARRAY(sa.Integer)),
-)
+).bindparams(sa.bindparam("now", type_=UtcDateTime))
+"""The rows arrive as one JSON array whose elements carry the notification id too, and
+"pending" is written as "no final status": with no constant on `deliveries` and no
+indexable status test, the only cheap plan is a primary-key probe per row, whatever the
+statistics say. Given `notification_id = :id AND status IN (...)`, PostgreSQL with stale
+or skewed statistics (a fresh store, a campaign planned faster than autovacuum analyzes)
+read every pending delivery of the notification per batch: quadratic in the audience."""
 _FINALS_SQLITE = (
     "UPDATE deliveries SET status = ?, reason = ?, provider_message_id = ?, sent_at = ?,"
     " attempts = attempts + ?, updated_at = ?"
@@ -175,11 +176,12 @@ async def record_finals(
     """Move pending deliveries to their final status, all in one statement or one executemany.
 
     Why: a send job ends hundreds of deliveries at once. On PostgreSQL the
-    rows travel as five arrays joined with `unnest` (one statement, one
-    round trip); on SQLite the driver's `executemany` runs one prepared
-    statement per row in C. Either way SQLAlchemy processes no parameter
-    per row. Deliveries no longer pending (another run ended them) are left
-    as they are; `sent_at` is `now` for the sent, cleared otherwise.
+    rows travel as one JSON array (one statement, one round trip, a plan
+    that holds on any statistics: see `_FINALS_POSTGRES`); on SQLite the
+    driver's `executemany` runs one prepared statement per row in C. Either
+    way SQLAlchemy processes no parameter per row. Deliveries no longer
+    pending (another run ended them) are left as they are; `sent_at` is
+    `now` for the sent, cleared otherwise.
     """
     if not finals:
         return
@@ -206,15 +208,10 @@ def record_finals_sync(
 def _postgres_finals(
     notification_id: str, finals: Sequence[Final], now: datetime
 ) -> dict[str, Any]:
-    return {
-        "now": now,
-        "notification_id": notification_id,
-        "devices": [f.device_id for f in finals],
-        "statuses": [f.status for f in finals],
-        "reasons": [f.reason for f in finals],
-        "provider_ids": [f.provider_id for f in finals],
-        "tried": [f.tried for f in finals],
-    }
+    rows = [
+        (notification_id, f.device_id, f.status, f.reason, f.provider_id, f.tried) for f in finals
+    ]
+    return {"now": now, "rows": json.dumps(rows)}
 
 
 def _sqlite_finals(
