@@ -215,5 +215,8 @@ def _load_sqlite(path: str, app_id: str, devices: int, now: datetime) -> None:
             insert("users", USER_COLUMNS, user_rows(app_id, devices, now, _sqlite_stamp))
             for _name, sql in indexes:
                 connection.execute(sql)
+        # A store in use checkpoints its write-ahead log as it goes; a bulk load leaves
+        # the whole table in it, and the planner's first commits would pay to move it.
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         connection.close()
