@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from clarion.delivery.planner import plan_chunk
 from clarion.store import queue
 from clarion.store.db import Database
+from clarion.store.schema_pipeline import jobs
 from tests.delivery.conftest import Pipeline
 
 GRANTED = {"status": "granted", "source": "os_prompt"}
@@ -78,3 +81,23 @@ async def test_the_loop_claims_again_only_when_work_may_be_left(
     # the plan's last commit, so no claim comes back empty after work was found.
     assert sum(calls) == 1
     assert len(calls) <= 2
+
+
+async def test_the_last_chunk_finishes_the_plan_job_and_claims_its_send_job(
+    apns_pipeline: Pipeline,
+) -> None:
+    await _one_code(apns_pipeline)
+    database, now = apns_pipeline.database, apns_pipeline.clock.now()
+    [plan] = await queue.claim(database, "w-1", now, lease=timedelta(seconds=60), limit=10)
+    handover = queue.Handover(plan.id, "w-1", timedelta(seconds=60), 10, ["plan", "send"])
+    result = await plan_chunk(
+        database, plan.app_id, str(plan.payload["notification_id"]), now, handover=handover
+    )
+    assert result.done
+    assert result.claimed is not None
+    [send] = result.claimed
+    assert send.kind == "send"
+    assert send.payload["notification_id"] == plan.payload["notification_id"]
+    async with database.read() as conn:
+        left = (await conn.execute(sa.select(jobs.c.id, jobs.c.lease_owner))).all()
+    assert [(row.id, row.lease_owner) for row in left] == [(send.id, "w-1")]

@@ -73,6 +73,8 @@ class ChunkResult:
     planned: int
     queued: int
     done: bool
+    claimed: list[queue.Job] | None = None
+    """With a handover: the jobs claimed as the plan job finished (None: not finished)."""
 
 
 async def plan_chunk(
@@ -84,8 +86,15 @@ async def plan_chunk(
     chunk: int | None = None,
     batch: int = SEND_BATCH,
     page: int = PLAN_PAGE,
+    handover: queue.Handover | None = None,
 ) -> ChunkResult:
-    """Plan the next chunk of the audience; `done` once the audience is exhausted."""
+    """Plan the next chunk of the audience; `done` once the audience is exhausted.
+
+    With a `handover`, the chunk that exhausts the audience also finishes the
+    plan job and claims due jobs in its place (`ChunkResult.claimed`), in the
+    same commit: a one-device notification goes from the API's answer to its
+    push through one planning transaction, not two.
+    """
     if chunk is None:
         chunk = PLAN_CHUNK_SQLITE if database.is_sqlite else PLAN_CHUNK
     async with database.write() as conn:
@@ -108,10 +117,14 @@ async def plan_chunk(
         )
         if not advanced:
             raise PlanConflict(notification_id)
-        if fanned.exhausted and await complete_if_done(conn, notification_id, now):
+        # With jobs just queued the notification has pending deliveries: not done yet.
+        if fanned.exhausted and not jobs and await complete_if_done(conn, notification_id, now):
             await webhooks.emit_completed(conn, app_id, notification_id, now)
+        claimed = None
+        if fanned.exhausted and handover is not None:
+            claimed = await queue.hand_over(conn, handover, now)
         queued = sum(len(job.payload["devices"]) for job in jobs)
-        return ChunkResult(fanned.planned, queued, fanned.exhausted)
+        return ChunkResult(fanned.planned, queued, fanned.exhausted, claimed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +159,17 @@ async def _fan_out(
     planned, last = 0, record.planned_through
     decider = ChunkDecider(rules, now, throttle) if rules is not None else None
     writing: asyncio.Future[int] | None = None
+    # The first page is read in the chunk's own transaction: when it is the whole
+    # chunk (a small audience, a one-time code) there is no second connection to open.
+    first = await _read_page(conn, record.app_id, spec, last, min(page, chunk), now)
+    rows, prefs, asked = first
+    if len(rows) < asked or len(rows) >= chunk:
+        decided = decider.groups(rows, prefs) if decider is not None else []
+        await plan_writes.insert_deliveries(conn, record.id, record.app_id, now, decided)
+        return FannedOut(len(rows), rows[-1][0] if rows else last, len(rows) < asked, decided)
+    reading: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    reading.set_result(first)
     async with database.read() as reader:
-        reading = asyncio.ensure_future(
-            _read_page(reader, record.app_id, spec, last, min(page, chunk), now)
-        )
         try:
             while True:
                 rows, prefs, asked = await reading

@@ -169,9 +169,18 @@ class Worker:
     async def _plan(self, job: queue.Job) -> None:
         notification_id = str(job.payload["notification_id"])
         while True:
+            # The last chunk finishes the plan job and claims what it queued in its
+            # own commit: for a one-time code, the shortest way to the push.
+            handover = queue.Handover(
+                job.id, self.owner, self.lease, self._room(), list(self.handlers)
+            )
             try:
                 result = await plan_chunk(
-                    self.database, job.app_id, notification_id, self.clock.now()
+                    self.database,
+                    job.app_id,
+                    notification_id,
+                    self.clock.now(),
+                    handover=handover,
                 )
             except PlanConflict:
                 log.warning("another planner owns %s; leaving it", notification_id)
@@ -181,19 +190,11 @@ class Worker:
                 break
             if result.queued:
                 self.wake()  # send the first chunks while the rest is planned
-        # The plan's end and the claim of what it queued share one commit: for a
-        # one-time code this is the shortest way from the API's answer to the push.
-        async with self.database.write() as conn:
-            await queue.finish(conn, job.id, self.owner)
-            follow = await queue.claim_in(
-                conn,
-                self.owner,
-                self.clock.now(),
-                lease=self.lease,
-                limit=self._room(),
-                kinds=list(self.handlers),
-            )
-        self._start(follow)
+        claimed = result.claimed
+        if claimed is None:  # nothing left to plan (cancelled, or finished elsewhere)
+            async with self.database.write() as conn:
+                claimed = await queue.hand_over(conn, handover, self.clock.now())
+        self._start(claimed)
 
     async def _send(self, job: queue.Job) -> None:
         await self.sender.run(job, self.owner)

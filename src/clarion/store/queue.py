@@ -129,6 +129,30 @@ async def claim_in(
     return sorted((_job(row) for row in rows), key=lambda job: (job.due_at, job.id))
 
 
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A held job to finish, and what its owner may claim in its place."""
+
+    job_id: int
+    owner: str
+    lease: timedelta
+    limit: int
+    kinds: Sequence[str]
+
+
+async def hand_over(conn: AsyncConnection, handover: Handover, now: datetime) -> list[Job]:
+    """Finish the held job and claim due jobs for its owner, in the caller's transaction."""
+    await finish(conn, handover.job_id, handover.owner)
+    return await claim_in(
+        conn,
+        handover.owner,
+        now,
+        lease=handover.lease,
+        limit=handover.limit,
+        kinds=handover.kinds,
+    )
+
+
 def _held(job_id: int, owner: str) -> sa.ColumnElement[bool]:
     return sa.and_(jobs.c.id == job_id, jobs.c.lease_owner == owner)
 
