@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from clarion.emulators.server import EmulatorServer
 from clarion.providers.base import HttpRequest, HttpResponse, TransportError
 from clarion.providers.curl_transport import CurlTransport
@@ -113,3 +115,29 @@ async def test_an_empty_batch_sends_nothing(site: _Site, server: EmulatorServer)
     finally:
         await transport.aclose()
     assert site.hits == []
+
+
+@pytest.mark.parametrize("way", ["request", "request_all"])
+async def test_a_request_that_waited_for_a_slot_still_gets_its_whole_timeout_on_the_wire(
+    site: _Site, server: EmulatorServer, way: str
+) -> None:
+    # Given up after it was sent, a push may have arrived: its retry would push twice.
+    # So the time spent queueing for a slot is not taken from the time to answer.
+    transport = CurlTransport(ca_file=server.ca_file, max_concurrency=1)
+    late = _get(server, "/slow", timeout=1.0)
+    try:
+        blocking = asyncio.ensure_future(transport.request(_get(server, "/slow", timeout=0.5)))
+        await asyncio.sleep(0.05)
+        if way == "request":
+            answer: object = asyncio.ensure_future(transport.request(late))
+        else:
+            answer = asyncio.ensure_future(transport.request_all([late]))
+        await asyncio.sleep(1.25)  # past 1.0 s from queueing, before 1.0 s on the wire
+        site.release.set()
+        with pytest.raises(TransportError):
+            await blocking
+        answered = await answer  # type: ignore[misc]
+    finally:
+        await transport.aclose()
+    [response] = answered if isinstance(answered, list) else [answered]
+    assert isinstance(response, HttpResponse) and response.status == 200

@@ -14,7 +14,10 @@ event or timer calls `socket_action`, then `info_read` hands back finished
 transfers, which resolve their futures. Easy handles are pooled (see
 `curl_exchange`) and keep their fixed options between requests.
 
-Guarantees: a timeout on every request (queueing for a slot included),
+Guarantees: a timeout on every request (waiting for a slot is bounded by
+the same timeout; once on the wire a request has its whole timeout, since a
+request given up after it was sent may have arrived, and its retry would
+push twice),
 redirects returned as they are, response bodies capped (`max_response_bytes`),
 header names in lower case, header values with line breaks refused, one
 failed stream or dropped connection failing only its own requests, each
@@ -114,7 +117,7 @@ class CurlTransport:
         if self._free_slots > 0 and not self._slot_waiters:
             self._free_slots -= 1
         else:
-            timeout = await self._wait_for_slot(loop, timeout)
+            await self._wait_for_slot(loop, timeout)
         try:
             if self._closed:
                 raise TransportError("transport is closed")
@@ -185,9 +188,8 @@ class CurlTransport:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, budget: float) -> float:
-        """Queue for a request slot (first come, first served); returns the time left."""
-        started = loop.time()
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, budget: float) -> None:
+        """Queue for a request slot (first come, first served), for at most `budget` s."""
         waiter: asyncio.Future[None] = loop.create_future()
         self._slot_waiters.append(waiter)
         try:
@@ -201,7 +203,6 @@ class CurlTransport:
             if isinstance(exc, TimeoutError):
                 raise TransportError(f"timed out after {budget}s waiting for a free slot") from None
             raise
-        return max(0.001, budget - (loop.time() - started))
 
     def _release_slot(self) -> None:
         waiters = self._slot_waiters
@@ -397,7 +398,7 @@ class CurlTransport:
             return False
         exchange = self._idle.pop() if self._idle else self._new_exchange(loop)
         try:
-            exchange.start(request, budget, None)
+            exchange.start(request, request.timeout, None)
             self._multi.add_handle(exchange.handle)
         except (ValueError, pycurl.error) as exc:  # UnicodeEncodeError is a ValueError
             self._recycle(exchange)
