@@ -75,19 +75,25 @@ class WrkRun:
     requests: int
     errors: int
     cpu_seconds: float
+    server_cpu_seconds: float
 
     @property
     def cpu_us(self) -> float:
         return self.cpu_seconds / max(self.requests, 1) * 1e6
+
+    @property
+    def server_cpu_us(self) -> float:
+        """The server process's share of `cpu_us` (the rest is PostgreSQL's backends)."""
+        return self.server_cpu_seconds / max(self.requests, 1) * 1e6
 
 
 def _wrk(url: str, server: CpuMeter, script: Path | None = None) -> WrkRun:
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
-    before = server.read()
+    before, server_before = server.read()
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    cpu = server.read() - before
+    after, server_after = server.read()
 
     def number(pattern: str) -> float:
         match = re.search(pattern, output)
@@ -107,7 +113,8 @@ def _wrk(url: str, server: CpuMeter, script: Path | None = None) -> WrkRun:
         p99_ms=percentile("99"),
         requests=int(number(r"(\d+) requests in")),
         errors=int(errors.group(1)) if errors else 0,
-        cpu_seconds=cpu,
+        cpu_seconds=after - before,
+        server_cpu_seconds=server_after - server_before,
     )
 
 
@@ -119,11 +126,12 @@ class CpuMeter:
         self.url = url
         self.seen: dict[int, float] = {}
 
-    def read(self) -> float:
+    def read(self) -> tuple[float, float]:
+        """(server and backends, server alone) CPU seconds so far."""
         pids = [self.pid, *asyncio.run(backend_pids(self.url))]
         for pid in pids:
             self.seen[pid] = sample(pid).cpu_seconds or self.seen.get(pid, 0.0)
-        return sum(self.seen.values())
+        return sum(self.seen.values()), self.seen[self.pid]
 
 
 def _create_app(clarion: RunningClarion) -> dict[str, str]:
@@ -208,7 +216,8 @@ def rows_for(backend: str, health: WrkRun, register: WrkRun) -> list[Row]:
         ),
         (
             f"CPU per registration, {label} ({cpu_note})",
-            f"{register.cpu_us:.0f} us",
+            f"{register.cpu_us:.0f} us"
+            + (f" ({register.server_cpu_us:.0f} server)" if backend != "sqlite" else ""),
             f"{health.cpu_us:.0f} us (/healthz)",
             f"{register.cpu_us / max(health.cpu_us, 1e-6):.1f}",
         ),

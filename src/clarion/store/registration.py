@@ -26,6 +26,7 @@ from clarion.model.consent import DEFAULT_CONSENT, ConsentChange, ConsentStatus,
 from clarion.model.device import Device, Registration
 from clarion.model.ids import new_id
 from clarion.model.version import version_key
+from clarion.store import registration_pg
 from clarion.store.device_rows import (
     device_from_row,
     device_from_values,
@@ -93,6 +94,8 @@ def upsert_devices(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> 
     if len(set(keys)) < len(keys):
         raise ValueError("a batch registers each (app, platform, token) at most once")
     rows = _existing(conn, keys)
+    if conn.dialect.name == "postgresql":
+        return _upsert_postgres(conn, writes, rows)
     fresh = {write.key: _new_row(write) for write in writes if write.key not in rows}
     created = _insert(conn, list(fresh.values()))
     lost = [key for key in fresh if key not in created]
@@ -109,6 +112,37 @@ def upsert_devices(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> 
             values = changes.add_existing(write, rows[write.key])
             results.append(Upserted(device_from_values(values), created=False))
     changes.write(conn)
+    return results
+
+
+def _upsert_postgres(
+    conn: sa.Connection, writes: Sequence[RegistrationWrite], rows: dict[DeviceKey, Any]
+) -> list[Upserted]:
+    """`upsert_devices` on PostgreSQL: the batch's writes in one statement (`registration_pg`).
+
+    The devices not found are written as new; one whose insert lost a race
+    with another process is read again and written as an existing one.
+    """
+    fresh = {write.key: _new_row(write) for write in writes if write.key not in rows}
+    changes = _Changes()
+    results: list[Upserted] = []
+    for write in writes:
+        if write.key in fresh:
+            changes.add_new(write, fresh[write.key]["id"])
+            results.append(Upserted(device_from_values(fresh[write.key]), created=True))
+        else:
+            values = changes.add_existing(write, rows[write.key])
+            results.append(Upserted(device_from_values(values), created=False))
+    created = changes.write_postgres(conn, list(fresh.values()))
+    lost = {key for key, row in fresh.items() if row["id"] not in created}
+    if lost:
+        found = _existing(conn, list(lost))
+        again = _Changes()
+        for index, write in enumerate(writes):
+            if write.key in lost:
+                values = again.add_existing(write, found[write.key])
+                results[index] = Upserted(device_from_values(values), created=False)
+        again.write_postgres(conn, [])
     return results
 
 
@@ -280,6 +314,10 @@ class _Changes:
                 "user_agent": agent[:512] if agent else None,
             }
         )
+
+    def write_postgres(self, conn: sa.Connection, new: list[dict[str, Any]]) -> set[str]:
+        """Insert `new` and write the changes in one statement; the ids inserted."""
+        return registration_pg.write_batch(conn, new, self.updates, self.moved, self.events)
 
     def write(self, conn: sa.Connection) -> None:
         for app_id, moved in self.moved.items():
