@@ -6,6 +6,7 @@ ledger events), so the API can write the registrations that arrive together
 in one transaction (`GroupCommit`). A single registration is a batch of one:
 there is one code path. It is synchronous code on a `sa.Connection`, so on
 SQLite the whole batch runs in the writer thread (`Database.write_sync`).
+On PostgreSQL a batch is two statements of fixed text (`registration_pg`).
 The answers are built from the values written, not read back.
 """
 
@@ -18,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.model.app import App
@@ -37,8 +37,6 @@ from clarion.store.device_rows import (
 from clarion.store.schema import consent_events, device_topics, devices
 
 USER_CHANGED_SOURCE = "user_changed"
-
-_HASHES = postgresql.ARRAY(sa.String(64))
 
 DeviceKey = tuple[str, str, str]
 """What a device is unique on: (app id, platform, SHA-256 of the token)."""
@@ -93,9 +91,9 @@ def upsert_devices(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> 
     keys = [write.key for write in writes]
     if len(set(keys)) < len(keys):
         raise ValueError("a batch registers each (app, platform, token) at most once")
-    rows = _existing(conn, keys)
     if conn.dialect.name == "postgresql":
-        return _upsert_postgres(conn, writes, rows)
+        return _upsert_postgres(conn, writes)
+    rows = _existing(conn, keys)
     fresh = {write.key: _new_row(write) for write in writes if write.key not in rows}
     created = _insert(conn, list(fresh.values()))
     lost = [key for key in fresh if key not in created]
@@ -115,57 +113,41 @@ def upsert_devices(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> 
     return results
 
 
-def _upsert_postgres(
-    conn: sa.Connection, writes: Sequence[RegistrationWrite], rows: dict[DeviceKey, Any]
-) -> list[Upserted]:
-    """`upsert_devices` on PostgreSQL: the batch's writes in one statement (`registration_pg`).
+def _upsert_postgres(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> list[Upserted]:
+    """`upsert_devices` on PostgreSQL in two statements (`registration_pg`).
 
-    The devices not found are written as new; one whose insert lost a race
-    with another process is read again and written as an existing one.
+    The first inserts the new devices and locks and returns the stored ones;
+    the second writes the changes and the ledger's events in batch order.
     """
-    fresh = {write.key: _new_row(write) for write in writes if write.key not in rows}
+    proposed = {write.key: _new_row(write) for write in writes}
+    stored = registration_pg.claim(conn, list(proposed.values()))
     changes = _Changes()
     results: list[Upserted] = []
     for write in writes:
-        if write.key in fresh:
-            changes.add_new(write, fresh[write.key]["id"])
-            results.append(Upserted(device_from_values(fresh[write.key]), created=True))
+        new, row = proposed[write.key], stored[write.key]
+        if row.id == new["id"]:
+            changes.add_new(write, new["id"])
+            results.append(Upserted(device_from_values(new), created=True))
         else:
-            values = changes.add_existing(write, rows[write.key])
+            values = changes.add_existing(write, row)
             results.append(Upserted(device_from_values(values), created=False))
-    created = changes.write_postgres(conn, list(fresh.values()))
-    lost = {key for key, row in fresh.items() if row["id"] not in created}
-    if lost:
-        found = _existing(conn, list(lost))
-        again = _Changes()
-        for index, write in enumerate(writes):
-            if write.key in lost:
-                values = again.add_existing(write, found[write.key])
-                results[index] = Upserted(device_from_values(values), created=False)
-        again.write_postgres(conn, [])
+    changes.write_postgres(conn)
     return results
 
 
 def _existing(conn: sa.Connection, keys: Sequence[DeviceKey]) -> dict[DeviceKey, Any]:
-    """The stored rows of these keys (locked on PostgreSQL), one query per (app, platform)."""
+    """The stored rows of these keys (SQLite: its writer holds the database), one query per
+    (app, platform)."""
     groups: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
     for app_id, platform, digest in keys:
         groups[app_id, platform].append(digest)
     found: dict[DeviceKey, Any] = {}
-    postgres = conn.dialect.name == "postgresql"
     for (app_id, platform), digests in groups.items():
         query = devices.select().where(
             devices.c.app_id == app_id,
             devices.c.platform == platform,
-            # On PostgreSQL one array parameter: the same statement text (prepared
-            # once per connection by asyncpg) whatever the batch size; IN (...) has
-            # a text per size, and preparing them was a fifth of a batch's time.
-            devices.c.token_hash == sa.any_(sa.bindparam("digests", digests, type_=_HASHES))
-            if postgres
-            else devices.c.token_hash.in_(digests),
+            devices.c.token_hash.in_(digests),
         )
-        if postgres:
-            query = query.with_for_update()
         for row in conn.execute(query):
             found[app_id, platform, row.token_hash] = row
     return found
@@ -315,9 +297,9 @@ class _Changes:
             }
         )
 
-    def write_postgres(self, conn: sa.Connection, new: list[dict[str, Any]]) -> set[str]:
-        """Insert `new` and write the changes in one statement; the ids inserted."""
-        return registration_pg.write_batch(conn, new, self.updates, self.moved, self.events)
+    def write_postgres(self, conn: sa.Connection) -> None:
+        """Write the changes in one statement (`registration_pg.write_changes`)."""
+        registration_pg.write_changes(conn, self.updates, self.moved, self.events)
 
     def write(self, conn: sa.Connection) -> None:
         for app_id, moved in self.moved.items():
