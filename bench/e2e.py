@@ -70,6 +70,8 @@ TARGET_RATE = 20_000.0
 """Issue 8: deliveries/s end to end on this 2-core machine, both cores in use."""
 PYSPY = os.environ.get("CLARION_BENCH_PYSPY")
 """A py-spy binary: record each measured run's processes (raw stacks) next to the run."""
+PYSPY_IDLE = os.environ.get("CLARION_BENCH_PYSPY_IDLE") == "1"
+"""Record idle stacks too (py-spy --idle): where the workers wait, not only where they run."""
 PROFILE_DIR = Path(os.environ.get("CLARION_BENCH_PROFILE_DIR", tempfile.gettempdir()))
 SQL_STATS = os.environ.get("CLARION_BENCH_SQL_STATS") == "1"
 """Print the in-process run's SQL wall time per statement (see `bench.sqlstats`)."""
@@ -243,6 +245,8 @@ def _profile(label: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
     for pid in pids:
         output = PROFILE_DIR / f"e2e-{name}-{pid}.txt"
         command = [PYSPY, "record", "--pid", str(pid), "-o", str(output), "-f", "raw", "-r", "200"]
+        if PYSPY_IDLE:
+            command.append("--idle")
         profilers.append(subprocess.Popen([*command, "--nonblocking"], stderr=subprocess.DEVNULL))
         print(f"  profiling {pid} into {output}")
     time.sleep(0.5)  # py-spy attaches

@@ -5,7 +5,8 @@ SQLite runs in WAL mode with a busy timeout; write transactions start with
 one upgrades from reading to writing. Within one process, writers also queue
 on an asyncio lock before they touch SQLite: SQLite's own busy handler backs
 off in sleeps of up to 100 ms, which under many concurrent requests costs far
-more than waiting in line (processes sharing the file still rely on it).
+more than waiting in line. Processes sharing the file queue on a `flock`
+beside it (`clarion.store.sqlite_lock`), woken as soon as it is released.
 A transaction of many statements can run whole in a writer thread
 (`write_sync`, `clarion.store.sqlite_writer`): aiosqlite hops to its thread
 and back for every statement.
@@ -14,8 +15,9 @@ and back for every statement.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,11 +27,14 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from clarion.store.sqlite_lock import WriterFileLock, sqlite_file
 from clarion.store.sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PING_AFTER_IDLE = 5.0
+"""Seconds a pooled PostgreSQL connection may sit unused before it is checked on checkout."""
 
 
 def async_url(url: str) -> str:
@@ -52,13 +57,18 @@ class Database:
         if target.startswith("sqlite"):
             _ensure_sqlite_dir(target)
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(target, **options)
+        if not target.startswith("sqlite"):
+            _ping_after_idle(self.engine.sync_engine)
         self._writer = asyncio.Lock()
         self.dialect = self.engine.dialect.name
         self._sync_writer: SqliteWriter | None = None
+        self._file_lock: WriterFileLock | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine.sync_engine)
+            path = sqlite_file(target)
+            self._file_lock = WriterFileLock(path) if path else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -71,7 +81,8 @@ class Database:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
-        async with self._writer, self.engine.connect() as conn:
+        held = self._file_lock.held_async() if self._file_lock else nullcontext()
+        async with self._writer, held, self.engine.connect() as conn:
             await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             async with conn.begin():
                 yield conn
@@ -98,7 +109,7 @@ class Database:
         if self._sync_writer is None:
             engine = sa.create_engine(self.engine.url.set(drivername="sqlite"))
             _configure_sqlite(engine)
-            self._sync_writer = SqliteWriter(engine)
+            self._sync_writer = SqliteWriter(engine, self._file_lock)
         return self._sync_writer
 
     @asynccontextmanager
@@ -116,12 +127,46 @@ class Database:
         if self._sync_writer is not None:
             await self._sync_writer.close()
             self._sync_writer = None
+        if self._file_lock is not None:
+            self._file_lock.close()
 
 
 def _ensure_sqlite_dir(url: str) -> None:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path.split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _ping_after_idle(sync_engine: sa.Engine) -> None:
+    """Check a pooled connection before use only when it sat idle (`pool_pre_ping`, cheaper).
+
+    `pool_pre_ping` costs a round trip on every checkout, one per transaction:
+    under load that was most of the database's work for a short transaction.
+    Connections that die do so mostly while idle (a server restart, a
+    firewall's idle timeout), so only a connection unused for
+    `PING_AFTER_IDLE` seconds is pinged; a dead one is replaced before the
+    caller sees it. One that died while in busy use fails its transaction
+    once (the worker retries jobs; an API client gets a 500), and SQLAlchemy
+    then invalidates every connection of the pool opened before the failure.
+    """
+
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: Any
+    ) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            alive = sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError("the pooled connection is gone") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("the pooled connection is gone")
 
 
 def _configure_sqlite(sync_engine: sa.Engine) -> None:

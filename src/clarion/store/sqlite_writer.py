@@ -3,6 +3,8 @@
 aiosqlite hops to its thread and back for every statement (and the cursor,
 and the fetch); a batch of registrations is a dozen hops. Here the batch runs
 as plain synchronous SQLAlchemy in one writer thread: one hop per transaction.
+The thread takes the database's cross-process `WriterFileLock` (if given)
+around each transaction, as `Database.write` does.
 
 In WAL mode the connection whose commit pushes the log past 1,000 pages
 checkpoints it there and then, copying pages into the database and syncing
@@ -26,6 +28,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from clarion.store.sqlite_lock import WriterFileLock
+
 T = TypeVar("T")
 
 CHECKPOINT_INTERVAL = 0.5
@@ -36,8 +40,9 @@ log = logging.getLogger(__name__)
 class SqliteWriter:
     """Runs write transactions on a synchronous engine of the same database file."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, file_lock: WriterFileLock | None = None) -> None:
         self._engine = engine
+        self._file_lock = file_lock
         event.listen(engine, "connect", _no_automatic_checkpoint)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clarion-sqlite-writer")
         self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="clarion-sqlite-checkpoint")
@@ -61,7 +66,8 @@ class SqliteWriter:
         return result
 
     def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
-        with self._engine.connect() as plain:
+        held = self._file_lock.held() if self._file_lock else contextlib.nullcontext()
+        with held, self._engine.connect() as plain:
             conn = plain.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
                 return work(conn)
