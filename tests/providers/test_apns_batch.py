@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from clarion.clock import FakeClock
 from clarion.emulators.apns import ApnsEmulator
 from clarion.model.content import Content
-from clarion.model.message import Message, Recipient
+from clarion.model.message import Message, Priority, Recipient
 from clarion.model.outcome import InvalidToken, Rejected, Sent
 from clarion.model.platform import Platform
 from clarion.providers.apns import ApnsProvider, ApnsTokenCredentials
+from clarion.providers.base import HttpRequest, HttpResponse
 from clarion.providers.batch import send_all
 from tests.providers.test_apns import (
     BUNDLE,
@@ -80,3 +82,57 @@ async def test_a_cold_token_connection_gets_one_push_before_the_rest_of_the_batc
     assert [type(o) for o in outcomes] == [Sent] * 100
     assert refused == 0
     assert len(distinct_jwts(emulator)) == 1
+
+
+class _Recording:
+    """A transport with `request_all` that answers 200 to everything and keeps the requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[HttpRequest] = []
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        return HttpResponse(200, {}, b"")
+
+    async def request_all(self, requests: Sequence[HttpRequest]) -> list[HttpResponse]:
+        self.requests.extend(requests)
+        return [HttpResponse(200, {}, b"") for _ in requests]
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_batch_renders_each_request_as_a_single_push_would(
+    credentials: ApnsTokenCredentials, clock: FakeClock
+) -> None:
+    """Headers and body rendered once per batch are, push by push, what `render` gives."""
+    transport = _Recording()
+    provider = ApnsProvider(credentials, transport, clock=clock, endpoint="https://apns.test")
+    provider._warm = True  # no single-push warm-up: every push goes through `request_all`
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    english, french = Content(title="Sale", body="Now"), Content(title="Soldes", body="Vite")
+    shapes = [
+        {"content": english},
+        {"content": french, "collapse_key": "c1"},
+        {"content": english, "priority": Priority.NORMAL, "ttl": 60},
+        {"content": english, "expires_at": expires, "overrides": {"aps": {"thread-id": "t"}}},
+        {"content": french},
+    ]
+    pushes = [
+        (
+            Message(
+                shape["content"], uuid.uuid4(), **{k: v for k, v in shape.items() if k != "content"}
+            ),
+            Recipient(f"dev-{i}", Platform.APNS, _token(i)),
+        )
+        for i, shape in enumerate(shapes * 3)
+    ]
+    outcomes = await provider.send_batch(pushes)
+    assert [type(o) for o in outcomes] == [Sent] * len(pushes)
+    jwt = ("authorization", provider.signer.header()) if provider.signer else None
+    for (message, recipient), sent in zip(pushes, transport.requests, strict=True):
+        alone = provider.render(message, recipient)
+        assert sent.url == alone.url
+        assert sent.body == alone.body
+        assert sent.headers == (*alone.headers, jwt)
+        assert dict(sent.headers)["apns-id"] == str(message.push_id)

@@ -238,15 +238,18 @@ class ApnsProvider(Provider):
         while not self._warm and first < len(pushes):
             outcomes[first] = await self.send(*pushes[first])
             first += 1
-        signer = self._signer
         now = self._clock.now()
         rendered: list[int] = []
         requests: list[HttpRequest] = []
+        try:
+            auth = self._auth()
+        except Exception as exc:
+            return [outcome or _unsendable(exc) for outcome in outcomes]
+        shared: dict[tuple[Any, ...], _Shared] = {}
         for index in range(first, len(pushes)):
             message, recipient = pushes[index]
             try:
-                auth = () if signer is None else (("authorization", signer.header()),)
-                requests.append(self._request(message, recipient, auth, now))
+                requests.append(self._batch_request(message, recipient, auth, now, shared))
             except Exception as exc:
                 outcomes[index] = _unsendable(exc)
                 continue
@@ -280,6 +283,61 @@ class ApnsProvider(Provider):
         except TransportError as exc:
             return Retry(f"transport: {exc}")
         return self.classify(response)
+
+    def _auth(self) -> tuple[tuple[str, str], ...]:
+        signer = self._signer
+        return () if signer is None else (("authorization", signer.header()),)
+
+    def _batch_request(
+        self,
+        message: Message,
+        recipient: Recipient,
+        auth: tuple[tuple[str, str], ...],
+        now: datetime,
+        shared: dict[tuple[Any, ...], _Shared],
+    ) -> HttpRequest:
+        """As `_request`, but what the pushes of a batch share is rendered once per batch.
+
+        The devices of one notification get `Message`s that differ only in
+        `push_id` (and in `content` per locale or when templated): the body
+        and every header but `apns-id` are rendered for the first of them and
+        reused, keyed by the identity of the shared objects (alive for the
+        whole batch, so their ids stay theirs) and the scalars by value.
+        """
+        token = recipient.token
+        if not _HEX_TOKEN.fullmatch(token):
+            raise InvalidDeviceToken("an APNs device token is hexadecimal")
+        key = (
+            id(message.content),
+            id(message.overrides),
+            message.category,
+            message.priority,
+            message.expires_at,
+            message.ttl,
+            message.collapse_key,
+        )
+        parts = shared.get(key)
+        if parts is None:
+            parts = shared[key] = self._shared(message, auth, now)
+        before, after, body = parts
+        return HttpRequest(
+            "POST",
+            self._device_url + token,
+            (*before, ("apns-id", str(message.push_id)), *after),
+            body,
+            self._timeout,
+        )
+
+    def _shared(
+        self, message: Message, auth: tuple[tuple[str, str], ...], now: datetime
+    ) -> _Shared:
+        """The headers around `apns-id` and the body, as `_request` renders them."""
+        body = self._body(message)
+        if len(body.body) > body.limit:
+            raise PayloadTooLarge(len(body.body), body.limit)
+        headers = render_headers(message, body, now)
+        at = next(i for i, (name, _) in enumerate(headers) if name == "apns-id")
+        return headers[:at], (*headers[at + 1 :], _CONTENT_TYPE, *auth), body.body
 
     def _request(
         self,
@@ -347,6 +405,9 @@ class ApnsProvider(Provider):
             self._warm = self._signer is None
         return outcome
 
+
+_Shared = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], bytes]
+"""Headers before `apns-id`, headers after it, body: what the pushes of a batch share."""
 
 RequestAll = Callable[[Sequence[HttpRequest]], Awaitable[list[HttpResponse | TransportError]]]
 """`CurlTransport.request_all`: a batch of requests in, each one's answer or error out."""
