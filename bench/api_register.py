@@ -12,6 +12,7 @@ with p99 under 25 ms.
     CLARION_BENCH_API_SECONDS      length of each wrk run (10)
     CLARION_BENCH_API_CONNECTIONS  wrk connections (32)
     CLARION_BENCH_API_BACKENDS     "sqlite,postgresql" (the default) or one of them
+    CLARION_BENCH_API_PROCESSES    API processes (`clarion serve --api-processes`, 1)
 """
 
 from __future__ import annotations
@@ -42,11 +43,21 @@ from clarion.store.migrate import migrate
 DURATION = os.environ.get("CLARION_BENCH_API_SECONDS", "10")
 CONNECTIONS = os.environ.get("CLARION_BENCH_API_CONNECTIONS", "32")
 BACKENDS = os.environ.get("CLARION_BENCH_API_BACKENDS", "sqlite,postgresql").split(",")
+PROCESSES = os.environ.get("CLARION_BENCH_API_PROCESSES", "1")
 TARGET_RATE = 3000
 TARGET_P99_MS = 25.0
 
 LUA = """
-math.randomseed(os.time())
+-- Each wrk thread has its own Lua state: seeded alike, they sent the same tokens
+-- (half the "new" devices were re-registrations of the other thread's).
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("number", threads)
+end
+function init(args)
+  math.randomseed(os.time() * 100 + number)
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(key)s"
@@ -125,13 +136,25 @@ class CpuMeter:
         self.pid = clarion.process.pid
         self.url = url
         self.seen: dict[int, float] = {}
+        self.servers: set[int] = set()
 
     def read(self) -> tuple[float, float]:
         """(server and backends, server alone) CPU seconds so far."""
-        pids = [self.pid, *asyncio.run(backend_pids(self.url))]
-        for pid in pids:
+        servers = [self.pid, *_children(self.pid)]
+        for pid in [*servers, *asyncio.run(backend_pids(self.url))]:
             self.seen[pid] = sample(pid).cpu_seconds or self.seen.get(pid, 0.0)
-        return sum(self.seen.values()), self.seen[self.pid]
+            if pid in servers:
+                self.servers.add(pid)
+        return sum(self.seen.values()), sum(self.seen[pid] for pid in self.servers)
+
+
+def _children(pid: int) -> list[int]:
+    """The server's child processes (`--api-processes`: the other API processes)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
 
 
 def _create_app(clarion: RunningClarion) -> dict[str, str]:
@@ -184,7 +207,9 @@ def measure(backend: str) -> tuple[WrkRun, WrkRun]:
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as name:
         directory = Path(name)
         with _store(backend, directory) as url:
-            settings = {} if backend == "sqlite" else {"CLARION_DATABASE_URL": url}
+            settings = {"CLARION_API_PROCESSES": PROCESSES}
+            if backend != "sqlite":
+                settings["CLARION_DATABASE_URL"] = url
             with clarion_serve(directory, **settings) as clarion:
                 app = _create_app(clarion)
                 script = directory / "register.lua"

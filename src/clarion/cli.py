@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from clarion.clock import SystemClock
 from clarion.config import Settings, SettingsError
@@ -29,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the HTTP API on CLARION_HOST:CLARION_PORT.",
     )
     serve.add_argument("--no-workers", action="store_true", help="serve the API only")
+    serve.add_argument(
+        "--api-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve the API from N processes sharing the port (SO_REUSEPORT; the worker,\n"
+        "if any, runs in the first): one process serves at most one core's worth\n"
+        "(default: CLARION_API_PROCESSES, else 1)",
+    )
+    serve.add_argument("--api-process", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument(
         "--loop",
         choices=["uvloop", "asyncio"],
@@ -88,8 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
     if args.command in ("serve", "demo"):
-        workers = not getattr(args, "no_workers", False)
-        serving = _serve(settings, announce=args.command == "demo", workers=workers)
+        extra = getattr(args, "api_process", False)
+        workers = not (getattr(args, "no_workers", False) or extra)
+        count = _api_processes(args)
+        if count is None:
+            print("clarion: --api-processes (CLARION_API_PROCESSES) must be >= 1", file=sys.stderr)
+            return 2
+        processes = ApiProcesses(count, extra, _loop_options(args))
+        serving = _serve(
+            settings, announce=args.command == "demo", workers=workers, processes=processes
+        )
         with asyncio.Runner(loop_factory=_loop_factory(args)) as runner:
             return runner.run(serving)
     if args.command == "send":
@@ -156,7 +176,36 @@ async def _create_app(settings: Settings, name: str, timezone: str) -> int:
     return 0
 
 
-async def _serve(settings: Settings, *, announce: bool, workers: bool = True) -> int:
+@dataclass(frozen=True, slots=True)
+class ApiProcesses:
+    """How many processes serve the API, and whether this one was started by another."""
+
+    count: int = 1
+    extra: bool = False
+    options: tuple[str, ...] = ()
+
+
+def _api_processes(args: argparse.Namespace) -> int | None:
+    """`--api-processes`, else CLARION_API_PROCESSES, else 1; None if not a count >= 1."""
+    given = getattr(args, "api_processes", None)
+    if given is None:
+        text = os.environ.get("CLARION_API_PROCESSES", "1")
+        given = int(text) if text.strip().isdigit() else 0
+    return given if given >= 1 else None
+
+
+def _loop_options(args: argparse.Namespace) -> tuple[str, ...]:
+    loop = getattr(args, "loop", None)
+    return ("--loop", loop) if loop else ()
+
+
+async def _serve(
+    settings: Settings,
+    *,
+    announce: bool,
+    workers: bool = True,
+    processes: ApiProcesses = ApiProcesses(),
+) -> int:
     """Serve the API (and a worker); `announce` is the demo: emulators and a ready app."""
     from contextlib import AsyncExitStack
 
@@ -179,15 +228,29 @@ async def _serve(settings: Settings, *, announce: bool, workers: bool = True) ->
 
             demo = await prepare_demo_app(database, settings, SystemClock(), emulators)
             demo_text = instructions(f"http://{settings.host}:{settings.port}", demo)
-        await _run_api(settings, database, workers=workers, announce=announce, extra=demo_text)
+        await _run_api(
+            settings,
+            database,
+            workers=workers,
+            announce=announce,
+            extra=demo_text,
+            processes=processes,
+        )
     return 0
 
 
 async def _run_api(
-    settings: Settings, database: Database, *, workers: bool, announce: bool, extra: str
+    settings: Settings,
+    database: Database,
+    *,
+    workers: bool,
+    announce: bool,
+    extra: str,
+    processes: ApiProcesses = ApiProcesses(),
 ) -> None:
     import uvicorn
 
+    from clarion import serve_processes
     from clarion.api.app import create_app
     from clarion.api.services import Services
     from clarion.delivery.runtime import build_runtime
@@ -203,13 +266,22 @@ async def _run_api(
         metrics=worker.metrics,
     )
     api = create_app(services)
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"Clarion API on {base}  (OpenAPI: {base}/openapi.json)", flush=True)
-    if "admin_key" in settings.generated or announce:
-        where = settings.data_dir / "admin.key"
-        print(f"admin key  {settings.admin_key}  (kept in {where})", flush=True)
-    if extra:
-        print(extra, flush=True)
+    shared = processes.count > 1 or processes.extra
+    sockets = [serve_processes.reuse_port_socket(settings.host, settings.port)] if shared else None
+    others = []
+    if processes.extra:
+        serve_processes.announce_listening()  # its stdout is the starting process's pipe
+    else:
+        base = f"http://{settings.host}:{settings.port}"
+        others = serve_processes.start(processes.count - 1, processes.options)
+        print(f"Clarion API on {base}  (OpenAPI: {base}/openapi.json)", flush=True)
+        if processes.count > 1:
+            print(f"  served by {processes.count} processes", flush=True)
+        if "admin_key" in settings.generated or announce:
+            where = settings.data_dir / "admin.key"
+            print(f"admin key  {settings.admin_key}  (kept in {where})", flush=True)
+        if extra:
+            print(extra, flush=True)
     config = uvicorn.Config(
         api, host=settings.host, port=settings.port, log_level="info", access_log=False
     )
@@ -217,8 +289,9 @@ async def _run_api(
     worker_task = asyncio.create_task(worker.run(stop)) if workers else None
     _freeze_startup_objects()
     try:
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=sockets)
     finally:
+        serve_processes.stop(others)
         stop.set()
         if worker_task is not None:
             await worker_task
