@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
-from clarion.delivery.sender import PUSH_NAMESPACE, push_id
+from clarion.delivery.sender import PUSH_NAMESPACE, _needs, push_id
 from clarion.model.content import Content
 from clarion.model.message import Message, Recipient
+from clarion.model.notification import NotificationSpec, parse_notification
 from clarion.model.outcome import Outcome, Retry, Sent
 from clarion.model.platform import Platform
 from clarion.providers.base import HttpRequest, HttpResponse, Provider
 from clarion.providers.batch import POOL_WIDTH, send_all
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_push_id_is_the_uuid5_of_notification_and_device() -> None:
@@ -89,3 +93,15 @@ class _BrokenBatch(_Recorder):
 async def test_a_batch_provider_that_raises_gets_every_push_retried() -> None:
     outcomes = await send_all(_BrokenBatch(), _pushes(["dev-1", "dev-2"]))
     assert outcomes == [Retry("provider_error: RuntimeError")] * 2
+
+
+def test_a_batch_reads_push_keys_for_web_push_and_tags_for_templates_only() -> None:
+    def spec(content: dict[str, object]) -> NotificationSpec:
+        return parse_notification({"audience": {"all": True}, "content": content}, NOW)
+
+    plain = spec({"title": "Sale", "body": "Now"})
+    assert _needs(plain, Platform.APNS) == (False, False)
+    assert _needs(plain, Platform.WEBPUSH) == (True, False)
+    assert _needs(spec({"title": "Hi {{ tag.name }}"}), Platform.APNS) == (False, True)
+    localized = spec({"title": "Hi", "localized": {"fr": {"body": "Salut {{ user_id }}"}}})
+    assert _needs(localized, Platform.FCM) == (False, True)

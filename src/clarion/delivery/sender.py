@@ -80,7 +80,18 @@ def push_id(notification_id: str, device_id: str) -> uuid.UUID:
     """
     name = f"{notification_id}/{device_id}".encode()
     digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
-    return uuid.UUID(int=int.from_bytes(digest[:16]) & _VERSION_BITS_CLEAR | _VERSION_5_BITS)
+    value = int.from_bytes(digest[:16]) & _VERSION_BITS_CLEAR | _VERSION_5_BITS
+    # `UUID(int=...)` re-checks its five keyword forms and the range: a 128-bit value
+    # with the version bits just set needs none of that. The fields are UUID's own slots.
+    made = _new_object(uuid.UUID)
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", _SAFE_UNKNOWN)
+    return made
+
+
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
 @dataclass(slots=True)
@@ -123,7 +134,13 @@ class Sender:
         async with self.database.read() as conn:
             record = await get_notification(conn, job.app_id, notification_id)
             app = await get_app(conn, job.app_id)
-            rows = await _load_batch(conn, notification_id, device_ids) if record else []
+            rows = (
+                await _load_batch(
+                    conn, notification_id, device_ids, _needs(self._spec(record), platform)
+                )
+                if record
+                else []
+            )
             users = sorted({row.user_id for row in rows if row.user_id})
             prefs = await preferences_for(conn, job.app_id, users)
             state = await self.providers.get(job.app_id, platform, conn) if rows else Missing()
@@ -315,26 +332,60 @@ _BATCH_COLUMNS = (
     devices.c.user_id,
     devices.c.tags,
 )
-_BATCH_POSTGRES = sa.text(
-    """
-    SELECT d.device_id, d.attempts, v.token, v.push_keys, v.locale, v.consent, v.active,
-           v.last_seen, v.timezone, v.user_id, v.tags
+_BATCH_POSTGRES = """
+    SELECT d.device_id, d.attempts, v.token, {push_keys}, v.locale, v.consent, v.active,
+           v.last_seen, v.timezone, v.user_id, {tags}
     FROM json_array_elements(CAST(:wanted AS json)) AS e
     JOIN deliveries AS d ON d.notification_id = e->>0 AND d.device_id = e->>1
     LEFT JOIN devices AS v ON v.id = d.device_id
     WHERE d.status NOT IN ('sent', 'failed', 'suppressed', 'expired', 'cancelled')
-    """
-).columns(*_BATCH_COLUMNS)
+"""
 """As `clarion.store.deliveries._FINALS_POSTGRES`: a primary-key probe per device on any
 statistics (not a read of every pending delivery of the notification per batch)."""
+_BATCH_POSTGRES_VARIANTS = {
+    (push_keys, tags): sa.text(
+        _BATCH_POSTGRES.format(
+            push_keys="v.push_keys" if push_keys else "NULL AS push_keys",
+            tags="v.tags" if tags else "NULL AS tags",
+        )
+    ).columns(*_BATCH_COLUMNS)
+    for push_keys in (False, True)
+    for tags in (False, True)
+}
 
 
-async def _load_batch(conn: Any, notification_id: str, device_ids: list[str]) -> list[BatchRow]:
+def _needs(spec: NotificationSpec, platform: Platform) -> tuple[bool, bool]:
+    """Whether the batch reads `push_keys` (Web Push only) and `tags` (templated content only).
+
+    Both are JSON columns decoded row by row; most batches use neither.
+    """
+    content = spec.content
+    texts = [content.title, content.subtitle, content.body]
+    for localized in content.localized.values():
+        texts += (localized.title, localized.subtitle, localized.body)
+    templated = any("{{" in text for text in texts if text)
+    return platform is Platform.WEBPUSH, templated
+
+
+async def _load_batch(
+    conn: Any,
+    notification_id: str,
+    device_ids: list[str],
+    needs: tuple[bool, bool] = (True, True),
+) -> list[BatchRow]:
+    """The batch's pending deliveries with their devices; unneeded JSON columns read as NULL."""
+    push_keys, tags = needs
     if conn.dialect.name == "postgresql":
         wanted = json.dumps([(notification_id, device_id) for device_id in device_ids])
-        return [BatchRow(*row) for row in await conn.execute(_BATCH_POSTGRES, {"wanted": wanted})]
+        statement = _BATCH_POSTGRES_VARIANTS[push_keys, tags]
+        return [BatchRow(*row) for row in await conn.execute(statement, {"wanted": wanted})]
+    columns: list[sa.ColumnElement[Any]] = list(_BATCH_COLUMNS)
+    if not push_keys:
+        columns[3] = sa.null().label("push_keys")
+    if not tags:
+        columns[10] = sa.null().label("tags")
     query = (
-        sa.select(*_BATCH_COLUMNS)
+        sa.select(*columns)
         .select_from(deliveries.outerjoin(devices, devices.c.id == deliveries.c.device_id))
         .where(
             deliveries.c.notification_id == notification_id,
