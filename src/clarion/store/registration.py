@@ -114,13 +114,18 @@ def upsert_devices(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> 
 
 
 def _upsert_postgres(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -> list[Upserted]:
-    """`upsert_devices` on PostgreSQL in two statements (`registration_pg`).
+    """`upsert_devices` on PostgreSQL in one or two statements (`registration_pg`).
 
-    The first inserts the new devices and locks and returns the stored ones;
-    the second writes the changes and the ledger's events in batch order.
+    The first inserts the new devices, locks and returns the stored ones and,
+    if every device was new, appends the events their answers make (those
+    are known beforehand): most batches are one statement. Otherwise the
+    second writes the changes and every event, in batch order.
     """
     proposed = {write.key: _new_row(write) for write in writes}
-    stored = registration_pg.claim(conn, list(proposed.values()))
+    if_all_new = _Changes()
+    for write in writes:
+        if_all_new.add_new(write, proposed[write.key]["id"])
+    stored = registration_pg.claim(conn, list(proposed.values()), if_all_new.events)
     changes = _Changes()
     results: list[Upserted] = []
     for write in writes:
@@ -131,7 +136,8 @@ def _upsert_postgres(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -
         else:
             values = changes.add_existing(write, row)
             results.append(Upserted(device_from_values(values), created=False))
-    changes.write_postgres(conn)
+    if any(not result.created for result in results):
+        changes.write_postgres(conn)
     return results
 
 

@@ -1,4 +1,4 @@
-"""A registration batch on PostgreSQL: two statements of fixed text, two round trips.
+"""A registration batch on PostgreSQL: one or two statements of fixed text.
 
 Every statement is a round trip to PostgreSQL, and a statement whose text
 changes with the batch size (SQLAlchemy's multi-row `VALUES`, an `IN` list)
@@ -9,8 +9,10 @@ statements whose text never changes, so asyncpg prepares each once per
 connection:
 
 - `CLAIM` inserts the new devices and locks and returns the stored ones;
-- `CHANGES` updates the stored devices, drops the topics of those that
-  changed user and appends the ledger's events, in batch order.
+  when every device was new it also appends their ledger events, and the
+  batch is that one statement (the common case: new installs);
+- otherwise `CHANGES` updates the stored devices, drops the topics of those
+  that changed user and appends all the batch's events, in batch order.
 
 They store what `devices.insert()`, `devices.update()` and
 `consent_events.insert()` stored: timestamps converted to UTC (a naive one
@@ -49,15 +51,34 @@ _EVENT_COLUMNS = (
     " client_time timestamptz, server_time timestamptz, ip text, user_agent text"
 )
 
+_INSERT_EVENTS = f"""
+    INSERT INTO consent_events (app_id, device_id, platform, subject_hash, old_status,
+        new_status, source, text_version, client_time, server_time, ip, user_agent)
+    SELECT e.app_id, e.device_id, e.platform, e.subject_hash, e.old_status, e.new_status,
+        e.source, e.text_version, e.client_time, e.server_time, e.ip, e.user_agent
+    FROM json_to_recordset(CAST({{events}} AS json)) AS e({_EVENT_COLUMNS})"""  # noqa: S608
+
+
 CLAIM = sa.text(
     f"""
-INSERT INTO devices ({", ".join(column.name for column in devices.c)})
-SELECT r.id, r.app_id, r.platform, r.token, r.token_hash, coalesce(r.push_keys, 'null'),
-    r.user_id, r.locale, r.timezone, r.app_version, r.app_version_key, r.tags, r.consent,
-    r.active, r.deactivated_reason, r.deactivated_at, r.created_at, r.updated_at, r.last_seen
-FROM json_to_recordset(CAST(:rows AS json)) AS r({_DEVICE_COLUMNS})
-ON CONFLICT (app_id, platform, token_hash) DO UPDATE SET token = devices.token
-RETURNING {", ".join(f"devices.{column.name}" for column in devices.c)}
+WITH r AS (
+    SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r({_DEVICE_COLUMNS})
+), stored AS (
+    INSERT INTO devices ({", ".join(column.name for column in devices.c)})
+    SELECT r.id, r.app_id, r.platform, r.token, r.token_hash, coalesce(r.push_keys, 'null'),
+        r.user_id, r.locale, r.timezone, r.app_version, r.app_version_key, r.tags, r.consent,
+        r.active, r.deactivated_reason, r.deactivated_at, r.created_at, r.updated_at,
+        r.last_seen
+    FROM r
+    ON CONFLICT (app_id, platform, token_hash) DO UPDATE SET token = devices.token
+    RETURNING {", ".join(f"devices.{column.name}" for column in devices.c)}
+), ev AS (
+    {_INSERT_EVENTS.format(events=":events")}
+    WHERE (SELECT count(*) FROM stored JOIN r USING (id)) = (SELECT count(*) FROM r)
+    ORDER BY e.seq
+    RETURNING id
+)
+SELECT * FROM stored
 """  # noqa: S608 - fixed text; every value is a parameter
 ).columns(*devices.c)
 """Insert the devices not stored yet; every device of the batch comes back as stored.
@@ -68,7 +89,10 @@ that arbitrates the conflict: there is no plan to choose, so nothing stale
 statistics can spoil. Given `token_hash = ANY(...)`, or a join, PostgreSQL with a
 fresh table's statistics took the (app, platform) index and filtered every device
 of the platform, per batch. A concurrent registration of the same token is waited
-for, not lost. A device is new when the id returned is the one proposed."""
+for, not lost. A device is new when the id returned is the one proposed.
+
+`:events` (the ledger events of the batch if every device is new) are appended
+only if every device was new: their order is the batch's then too."""
 
 CHANGES = f"""
 WITH upd AS (
@@ -86,11 +110,7 @@ WITH upd AS (
     WHERE t.app_id = m.app_id AND t.device_id = m.device_id
     RETURNING t.device_id
 ), ev AS (
-    INSERT INTO consent_events (app_id, device_id, platform, subject_hash, old_status,
-        new_status, source, text_version, client_time, server_time, ip, user_agent)
-    SELECT e.app_id, e.device_id, e.platform, e.subject_hash, e.old_status, e.new_status,
-        e.source, e.text_version, e.client_time, e.server_time, e.ip, e.user_agent
-    FROM json_to_recordset($3::json) AS e({_EVENT_COLUMNS})
+    {_INSERT_EVENTS.format(events="$3")}
     ORDER BY e.seq
     RETURNING id
 )
@@ -101,10 +121,13 @@ devices are locked already (`CLAIM`); the updates probe the primary key."""
 
 
 def claim(
-    conn: sa.Connection, rows: Sequence[Mapping[str, Any]]
+    conn: sa.Connection,
+    rows: Sequence[Mapping[str, Any]],
+    events_if_all_new: Sequence[Mapping[str, Any]],
 ) -> dict[tuple[str, str, str], Any]:
-    """Insert the new ones of these `devices` rows; the stored row per (app, platform, hash)."""
-    stored = conn.execute(CLAIM, {"rows": _json(_stamped(row) for row in rows)})
+    """Run `CLAIM` on these `devices` rows; the stored row per (app, platform, hash)."""
+    params = {"rows": _json(_stamped(row) for row in rows), "events": _events(events_if_all_new)}
+    stored = conn.execute(CLAIM, params)
     return {(row.app_id, row.platform, row.token_hash): row for row in stored}
 
 
@@ -126,9 +149,14 @@ def write_changes(
     params = (
         _json(_stamped(row) for row in updates),
         _json(dropped),
-        _json({**_stamped(event), "seq": seq} for seq, event in enumerate(events)),
+        _events(events),
     )
     conn.exec_driver_sql(CHANGES, params)
+
+
+def _events(events: Sequence[Mapping[str, Any]]) -> str:
+    """Ledger rows as JSON, with their position (the insert's order)."""
+    return _json({**_stamped(event), "seq": seq} for seq, event in enumerate(events))
 
 
 def _stamped(row: Mapping[str, Any]) -> dict[str, Any]:
