@@ -126,6 +126,8 @@ def _upsert_postgres(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -
     for write in writes:
         if_all_new.add_new(write, proposed[write.key]["id"])
     stored = registration_pg.claim(conn, list(proposed.values()), if_all_new.events)
+    if all(stored[key].id == row["id"] for key, row in proposed.items()):
+        return [Upserted(device_from_values(row), created=True) for row in proposed.values()]
     changes = _Changes()
     results: list[Upserted] = []
     for write in writes:
@@ -136,8 +138,7 @@ def _upsert_postgres(conn: sa.Connection, writes: Sequence[RegistrationWrite]) -
         else:
             values = changes.add_existing(write, row)
             results.append(Upserted(device_from_values(values), created=False))
-    if any(not result.created for result in results):
-        changes.write_postgres(conn)
+    changes.write_postgres(conn)
     return results
 
 
