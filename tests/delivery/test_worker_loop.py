@@ -101,3 +101,20 @@ async def test_the_last_chunk_finishes_the_plan_job_and_claims_its_send_job(
     async with database.read() as conn:
         left = (await conn.execute(sa.select(jobs.c.id, jobs.c.lease_owner))).all()
     assert [(row.id, row.lease_owner) for row in left] == [(send.id, "w-1")]
+
+
+async def test_the_sender_keeps_a_spec_for_later_batches_without_its_audience(
+    apns_pipeline: Pipeline,
+) -> None:
+    # A devices audience may list 10,000 ids; a thousand cached specs must not keep them.
+    device_id = await apns_pipeline.register(
+        {"platform": "apns", "token": secrets.token_hex(32), "consent": GRANTED}
+    )
+    ids = [device_id, *(f"dev_{i:026d}" for i in range(999))]
+    accepted = await apns_pipeline.send({"audience": {"devices": ids}, "content": {"title": "Hi"}})
+    assert accepted.status_code == 202, accepted.text
+    await apns_pipeline.worker.run_until_idle()
+    assert len(apns_pipeline.apns.state.requests) == 1
+    [spec] = apns_pipeline.worker.sender._specs.values()
+    assert spec.audience.values == ()
+    assert spec.content.title == "Hi"

@@ -17,7 +17,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from clarion.delivery.outcomes import PENDING, OutcomeWriter, Pending
 from clarion.delivery.planner import SEND_JOB, job_due, load_spec
 from clarion.delivery.rules import NotificationRules, RecipientFacts
 from clarion.model.app import App
+from clarion.model.audience import Audience, AudienceKind
 from clarion.model.caps import SentPush
 from clarion.model.consent import subject_hash
 from clarion.model.content import Content
@@ -55,6 +56,8 @@ from clarion.store.schema_pipeline import deliveries
 from clarion.store.users import preferences_for
 
 PAUSED_RECHECK = timedelta(seconds=30)
+RESOLVED = Audience(AudienceKind.DEVICES, ())
+"""What a cached spec keeps of its audience: nothing (the planner resolved it)."""
 PUSH_NAMESPACE = uuid.UUID("5b0c7a4e-8d7e-4f59-9a43-2f3d0b6c9e11")
 
 
@@ -311,11 +314,18 @@ class Sender:
         return pushes
 
     def _spec(self, record: NotificationRecord) -> NotificationSpec:
+        """The notification's spec, kept for its next batches without its audience.
+
+        The sender never reads the audience (the planner resolved it), and a
+        `devices` or `users` audience may hold up to 10,000 ids: kept, a full
+        cache would hold hundreds of MB.
+        """
         spec = self._specs.get(record.id)
         if spec is None:
             if len(self._specs) > 1000:
                 self._specs.clear()
-            spec = self._specs[record.id] = load_spec(record)
+            spec = replace(load_spec(record), audience=RESOLVED)
+            self._specs[record.id] = spec
         return spec
 
 
