@@ -29,22 +29,29 @@ async def _one_code(pipeline: Pipeline) -> None:
     assert accepted.status_code == 202, accepted.text
 
 
-async def test_a_one_time_code_is_pushed_without_waiting_for_a_poll(
-    apns_pipeline: Pipeline,
-) -> None:
-    # A poll this long never fires during the test: only the API's wake-up and the
-    # plan job's own claim of the send job it queued can get the push out.
-    apns_pipeline.worker.poll_interval = 3600
+async def _one_code_through_the_loop(pipeline: Pipeline) -> int:
+    """Send a one-time code with the worker's loop running; how many pushes arrived.
+
+    The poll is an hour: it never fires during a test, so only the API's
+    wake-up and the plan job's own claim of the send job it queued can get
+    the push out.
+    """
+    pipeline.worker.poll_interval = 3600
     stop = asyncio.Event()
-    running = asyncio.create_task(apns_pipeline.worker.run(stop))
+    running = asyncio.create_task(pipeline.worker.run(stop))
     try:
         await asyncio.sleep(0)
-        await _one_code(apns_pipeline)
-        received = await asyncio.wait_for(apns_pipeline.apns.state.wait_for(1), 10)
-        assert len(received) == 1
+        await _one_code(pipeline)
+        return len(await asyncio.wait_for(pipeline.apns.state.wait_for(1), 10))
     finally:
         stop.set()
         await running
+
+
+async def test_a_one_time_code_is_pushed_without_waiting_for_a_poll(
+    apns_pipeline: Pipeline,
+) -> None:
+    assert await _one_code_through_the_loop(apns_pipeline) == 1
 
 
 async def test_the_loop_claims_again_only_when_work_may_be_left(
@@ -67,16 +74,7 @@ async def test_the_loop_claims_again_only_when_work_may_be_left(
         return claimed
 
     monkeypatch.setattr(queue, "claim", counting)
-    apns_pipeline.worker.poll_interval = 3600
-    stop = asyncio.Event()
-    running = asyncio.create_task(apns_pipeline.worker.run(stop))
-    try:
-        await asyncio.sleep(0)
-        await _one_code(apns_pipeline)
-        await asyncio.wait_for(apns_pipeline.apns.state.wait_for(1), 10)
-    finally:
-        stop.set()
-        await running
+    assert await _one_code_through_the_loop(apns_pipeline) == 1
     # At most one empty look at start-up, then the plan job; the send job comes with
     # the plan's last commit, so no claim comes back empty after work was found.
     assert sum(calls) == 1
