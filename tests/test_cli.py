@@ -94,16 +94,3 @@ def test_serve_migrates_and_answers_the_api(tmp_path: Path) -> None:
         process.terminate()
         output, _ = process.communicate(timeout=15)
     assert admin_key in output
-
-
-def test_a_worker_collects_young_objects_in_large_steps() -> None:
-    import gc
-
-    from clarion.cli import _collect_less_often
-
-    before = gc.get_threshold()
-    try:
-        _collect_less_often()
-        assert gc.get_threshold()[0] >= 10_000
-    finally:
-        gc.set_threshold(*before)

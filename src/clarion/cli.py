@@ -310,19 +310,6 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _collect_less_often() -> None:
-    """Run the young-generation collection every 50,000 allocations, not 700.
-
-    A send batch allocates tens of thousands of short-lived objects (rows,
-    messages, requests, answers) that die with the batch and form no cycles;
-    at the default threshold the collector walked them dozens of times per
-    batch.
-    """
-    import gc
-
-    gc.set_threshold(50_000, 20, 100)
-
-
 async def _worker(settings: Settings) -> int:
     import signal
 
@@ -336,8 +323,6 @@ async def _worker(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    _freeze_startup_objects()
-    _collect_less_often()
     print(f"Clarion worker {worker.owner} started", flush=True)
     try:
         await worker.run(stop)
