@@ -31,14 +31,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from bench.clarion_process import ADMIN_KEY, RunningClarion, clarion_serve
-from bench.e2e_store import POSTGRES_ADMIN_URL, backend_pids, postgres_reachable
+from bench.e2e_store import (
+    POSTGRES_ADMIN_URL,
+    admin,
+    backend_pids,
+    migrate_url,
+    postgres_reachable,
+)
 from bench.procstat import sample
 from bench.report import Row, table
-from clarion.store.db import Database
-from clarion.store.migrate import migrate
 
 DURATION = os.environ.get("CLARION_BENCH_API_SECONDS", "10")
 CONNECTIONS = os.environ.get("CLARION_BENCH_API_CONNECTIONS", "32")
@@ -168,24 +170,6 @@ def _create_app(clarion: RunningClarion) -> dict[str, str]:
     return app
 
 
-async def _admin(statement: str) -> None:
-    database = Database(POSTGRES_ADMIN_URL, pool_size=1)
-    try:
-        async with database.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(sa.text(statement))
-    finally:
-        await database.dispose()
-
-
-async def _migrate(url: str) -> None:
-    database = Database(url, pool_size=1)
-    try:
-        await migrate(database)
-    finally:
-        await database.dispose()
-
-
 @contextmanager
 def _store(backend: str, directory: Path) -> Iterator[str]:
     """The database URL for the server: SQLite's embedded default, or a fresh PostgreSQL one."""
@@ -193,13 +177,13 @@ def _store(backend: str, directory: Path) -> Iterator[str]:
         yield f"sqlite:///{directory / 'var' / 'clarion.db'}"
         return
     name = f"clarion_bench_api_{os.getpid()}_{secrets.token_hex(3)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        asyncio.run(_migrate(url))
+        asyncio.run(migrate_url(url))
         yield url
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def measure(backend: str) -> tuple[WrkRun, WrkRun]:

@@ -50,7 +50,7 @@ class SeededApp:
 
 async def postgres_reachable() -> bool:
     try:
-        await _admin("SELECT 1")
+        await admin("SELECT 1")
     except (OSError, sa.exc.SQLAlchemyError):
         return False
     return True
@@ -61,17 +61,17 @@ async def fresh_store(backend: str, directory: Path) -> AsyncIterator[str]:
     """A migrated, empty store; yields its URL and removes it afterwards."""
     if backend == "sqlite":
         url = f"sqlite:///{directory / 'clarion.db'}"
-        await _migrate(url)
+        await migrate_url(url)
         yield url
         return
     name = f"clarion_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    await admin(f'CREATE DATABASE "{name}"')
     try:
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        await _migrate(url)
+        await migrate_url(url)
         yield url
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def seed(url: str, nginx: Nginx, count: int) -> SeededApp:
@@ -161,7 +161,8 @@ def _device(app_id: str, index: int, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _admin(statement: str) -> None:
+async def admin(statement: str) -> None:
+    """Run one statement as the PostgreSQL admin, outside a transaction (CREATE/DROP DATABASE)."""
     database = Database(POSTGRES_ADMIN_URL, pool_size=1)
     try:
         async with database.engine.connect() as conn:
@@ -171,7 +172,8 @@ async def _admin(statement: str) -> None:
         await database.dispose()
 
 
-async def _migrate(url: str) -> None:
+async def migrate_url(url: str) -> None:
+    """Bring the store at `url` to the latest schema."""
     database = Database(url, pool_size=1)
     try:
         await migrate(database)
