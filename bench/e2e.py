@@ -49,6 +49,7 @@ from bench.e2e_store import (
     postgres_reachable,
     seed,
 )
+from bench.fleet import stop_processes
 from bench.nginx import AccessLog, Nginx, ensure_tools, running_nginx
 from bench.procstat import ProcessSample, latency_quantiles, sample, sample_self
 from bench.report import Row, table
@@ -180,14 +181,7 @@ async def processes_run(
         async with _api(services) as api:
             return await _measure(label, url, api, app, log, database, pids=workers)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_processes(workers)
         await database.dispose()
 
 

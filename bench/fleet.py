@@ -46,7 +46,7 @@ def running_fleet(url: str, nginx: Nginx, directory: Path, workers: int) -> Iter
         _wait_ready(base, processes, directory)
         yield Fleet(base, processes)
     finally:
-        _stop(list(processes.values()))
+        stop_processes(list(processes.values()))
 
 
 def _environment(url: str, nginx: Nginx, directory: Path, port: int) -> dict[str, str]:
@@ -101,7 +101,8 @@ def _is_ready(name: str, base: str, directory: Path) -> bool:
         return False
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each one still running, then wait for all (30 s each, then SIGKILL)."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
