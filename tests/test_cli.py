@@ -59,28 +59,38 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_migrates_and_answers_the_api(tmp_path: Path) -> None:
+def serve_until_ready(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """A real `clarion serve [args]` on a free port, once `/readyz` answers; and its base URL.
+
+    The caller terminates it (its output, merged, is read with `communicate`).
+    """
     port = _free_port()
     process = subprocess.Popen(
-        [*CLARION, "serve"],
+        [*CLARION, "serve", *args],
         env=_env(tmp_path, CLARION_PORT=str(port)),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:  # noqa: S310
+                assert json.load(answer) == {"status": "ready"}
+                return process, base
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                process.communicate()
+                raise
+            time.sleep(0.2)
+
+
+def test_serve_migrates_and_answers_the_api(tmp_path: Path) -> None:
+    process, base = serve_until_ready(tmp_path)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:  # noqa: S310
-                    assert json.load(answer) == {"status": "ready"}
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
         admin_key = (tmp_path / "var" / "admin.key").read_text().strip()
         request = urllib.request.Request(  # noqa: S310
             f"{base}/v1/apps",
